@@ -1,0 +1,45 @@
+"""kaelix: fast, verifiable in-memory message streaming for Python.
+
+This module only re-exports the public API; see the README and ``docs/`` for the tour.
+"""
+
+from kaelix._batch import MessageBatch
+from kaelix._codec import (
+    DEFAULT_MAX_FRAME_SIZE,
+    FORMAT_VERSION,
+    HEADER_SIZE,
+    MAX_FRAME_SIZE_LIMIT,
+    MAX_HEADER_COUNT,
+    MAX_HEADER_NAME_BYTES,
+    Message,
+    crc32c,
+    crc32c_implementation,
+    decode,
+    decode_batch,
+    encode,
+    encode_batch,
+)
+from kaelix.errors import DecodeError, FrameTooLarge, KaelixError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "FORMAT_VERSION",
+    "HEADER_SIZE",
+    "MAX_FRAME_SIZE_LIMIT",
+    "MAX_HEADER_COUNT",
+    "MAX_HEADER_NAME_BYTES",
+    "DecodeError",
+    "FrameTooLarge",
+    "KaelixError",
+    "Message",
+    "MessageBatch",
+    "__version__",
+    "crc32c",
+    "crc32c_implementation",
+    "decode",
+    "decode_batch",
+    "encode",
+    "encode_batch",
+]
