@@ -484,8 +484,11 @@ cdef inline Message _as_message(object item, Py_ssize_t index):
     return <Message>item
 
 
-cdef inline int _check_fits(uint64_t size, Py_ssize_t max_frame_size, str what) except -1:
+cdef inline int _check_fits(uint64_t size, Py_ssize_t max_frame_size,
+                           Py_ssize_t index) except -1:
+    """Raises FrameTooLarge for a frame over the limit; index < 0 means a lone message."""
     if size > <uint64_t>max_frame_size:
+        what = "the message" if index < 0 else f"messages[{index}]"
         raise FrameTooLarge(
             f"{what} needs a {size}-byte frame, over max_frame_size={max_frame_size}; "
             f"raise max_frame_size or split the payload", size, max_frame_size)
@@ -511,7 +514,7 @@ def encode(Message msg not None, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRA
     """
     cdef uint64_t size = _frame_size(msg)
     _check_max_frame_size(max_frame_size)
-    _check_fits(size, max_frame_size, "the message")
+    _check_fits(size, max_frame_size, -1)
     cdef bytes out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>size)
     _write_frame(msg, <unsigned char *>PyBytes_AS_STRING(out), <uint32_t>size)
     return out
@@ -565,7 +568,7 @@ cdef bytes _encode_many(object messages, Py_ssize_t max_frame_size, object colum
     for i in range(n):
         m = _as_message(<object>items[i], i)
         size = _frame_size(m)
-        _check_fits(size, max_frame_size, f"messages[{i}]")
+        _check_fits(size, max_frame_size, i)
         total += size
     cdef bytes out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
     base = <unsigned char *>PyBytes_AS_STRING(out)
@@ -793,6 +796,36 @@ def _crc32c_table(data, value=0):
     return crc
 
 
+_CRC_IMPLEMENTATIONS = {
+    "table": KX_CRC_IMPL_TABLE,
+    "sse4.2": KX_CRC_IMPL_SSE42,
+    "avx512-vpclmulqdq": KX_CRC_IMPL_AVX512,
+    "armv8": KX_CRC_IMPL_ARMV8,
+}
+
+
+def _crc32c_using(str implementation, data, value=0):
+    """crc32c with one named implementation; None when this CPU or build lacks it (for the
+    tests, which check every available path, not only the one the dispatcher picks)."""
+    cdef _Span span
+    cdef uint32_t crc = _crc_value(value)
+    cdef uint32_t out = 0
+    if implementation not in _CRC_IMPLEMENTATIONS:
+        raise ValueError(f"unknown CRC32C implementation {implementation!r}; known: "
+                         f"{', '.join(_CRC_IMPLEMENTATIONS)}")
+    owner = _borrow(data, &span, "data")
+    if not kx_crc32c_using(_CRC_IMPLEMENTATIONS[implementation], crc, span.data, span.length,
+                           &out):
+        return None
+    return out
+
+
 def crc32c_implementation():
-    """Which CRC32C implementation this process uses: ``"sse4.2"``, ``"armv8"`` or ``"table"``."""
+    """Which CRC32C implementation this process uses for large buffers.
+
+    One of ``"avx512-vpclmulqdq"`` (x86-64 with AVX-512 and VPCLMULQDQ, from 256 bytes; the
+    ``crc32`` instruction below that), ``"sse4.2"`` (the x86-64 ``crc32`` instruction),
+    ``"armv8"`` (the ARMv8 CRC32 extension) or ``"table"`` (portable slicing-by-8), chosen at
+    import from what the CPU offers.
+    """
     return kx_crc32c_impl_name().decode("ascii")

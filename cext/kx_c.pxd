@@ -8,6 +8,12 @@ cdef extern from "kx_crc32c.h" nogil:
     uint32_t kx_crc32c(uint32_t crc, const void *buf, size_t length)
     uint32_t kx_crc32c_table(uint32_t crc, const void *buf, size_t length)
     const char *kx_crc32c_impl_name()
+    int kx_crc32c_using(int impl, uint32_t crc, const void *buf, size_t length, uint32_t *out)
+    enum:
+        KX_CRC_IMPL_TABLE
+        KX_CRC_IMPL_SSE42
+        KX_CRC_IMPL_AVX512
+        KX_CRC_IMPL_ARMV8
 
 
 cdef extern from "kx_frame.h" nogil:
