@@ -164,12 +164,22 @@ cdef int _raise_decode_error(const kx_error *err, size_t frame_offset) except -1
     raise DecodeError(detail, _REASONS[status], at, frame_offset)
 
 
-cdef inline int _check_max_frame_size(Py_ssize_t max_frame_size) except -1:
-    if max_frame_size < KX_HEADER_SIZE or max_frame_size > KX_MAX_FRAME_LIMIT:
+cdef inline uint32_t _max_frame(object value) except 0:
+    """The max_frame_size argument, checked: an int from 56 to MAX_FRAME_SIZE_LIMIT."""
+    cdef long long size
+    if type(value) is not int:
+        if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+            raise TypeError(f"max_frame_size must be an int, got {type(value).__name__}")
+        value = operator.index(value)
+    try:
+        size = value
+    except OverflowError:
+        size = -1
+    if size < KX_HEADER_SIZE or size > KX_MAX_FRAME_LIMIT:
         raise ValueError(
             f"max_frame_size must be from {KX_HEADER_SIZE} to {KX_MAX_FRAME_LIMIT} bytes, "
-            f"got {max_frame_size}")
-    return 0
+            f"got {value}")
+    return <uint32_t>size
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,7 +494,7 @@ cdef inline Message _as_message(object item, Py_ssize_t index):
     return <Message>item
 
 
-cdef inline int _check_fits(uint64_t size, Py_ssize_t max_frame_size,
+cdef inline int _check_fits(uint64_t size, uint32_t max_frame_size,
                            Py_ssize_t index) except -1:
     """Raises FrameTooLarge for a frame over the limit; index < 0 means a lone message."""
     if size > <uint64_t>max_frame_size:
@@ -499,7 +509,7 @@ cdef inline int _check_fits(uint64_t size, Py_ssize_t max_frame_size,
 # The one-shot codec
 
 
-def encode(Message msg not None, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRAME):
+def encode(Message msg not None, *, max_frame_size=DEFAULT_MAX_FRAME_SIZE):
     """Encodes one message as a frame.
 
     Args:
@@ -513,14 +523,14 @@ def encode(Message msg not None, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRA
         FrameTooLarge: the frame would exceed ``max_frame_size``.
     """
     cdef uint64_t size = _frame_size(msg)
-    _check_max_frame_size(max_frame_size)
-    _check_fits(size, max_frame_size, -1)
+    cdef uint32_t limit = _max_frame(max_frame_size)
+    _check_fits(size, limit, -1)
     cdef bytes out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>size)
     _write_frame(msg, <unsigned char *>PyBytes_AS_STRING(out), <uint32_t>size)
     return out
 
 
-def decode(buf, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRAME):
+def decode(buf, *, max_frame_size=DEFAULT_MAX_FRAME_SIZE):
     """Decodes exactly one frame.
 
     Args:
@@ -534,9 +544,9 @@ def decode(buf, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRAME):
     cdef _Span span
     cdef kx_frame_info fi
     cdef kx_error err
-    _check_max_frame_size(max_frame_size)
+    cdef uint32_t limit = _max_frame(max_frame_size)
     owner = _borrow(buf, &span, "buf")
-    if kx_frame_parse(span.data, span.length, <uint32_t>max_frame_size, 1, &fi, &err) != KX_OK:
+    if kx_frame_parse(span.data, span.length, limit, 1, &fi, &err) != KX_OK:
         _raise_decode_error(&err, 0)
     if fi.frame_length != span.length:
         err.status = KX_ERR_TRAILING
@@ -545,7 +555,7 @@ def decode(buf, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRAME):
     return _read_frame(span.data, &fi)
 
 
-cdef bytes _encode_many(object messages, Py_ssize_t max_frame_size, object columns):
+cdef bytes _encode_many(object messages, object max_frame_size, object columns):
     """Encodes messages back to back; fills the batch columns when columns is not None."""
     cdef object seq = PySequence_Fast(messages, "messages must be an iterable of Message")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq)
@@ -564,11 +574,11 @@ cdef bytes _encode_many(object messages, Py_ssize_t max_frame_size, object colum
     cdef int64_t *timestamp = NULL
     cdef uint32_t *checksum = NULL
     cdef uint32_t crc
-    _check_max_frame_size(max_frame_size)
+    cdef uint32_t limit = _max_frame(max_frame_size)
     for i in range(n):
         m = _as_message(<object>items[i], i)
         size = _frame_size(m)
-        _check_fits(size, max_frame_size, i)
+        _check_fits(size, limit, i)
         total += size
     cdef bytes out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
     base = <unsigned char *>PyBytes_AS_STRING(out)
@@ -601,7 +611,7 @@ cdef bytes _encode_many(object messages, Py_ssize_t max_frame_size, object colum
     return out
 
 
-def encode_batch(messages, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRAME):
+def encode_batch(messages, *, max_frame_size=DEFAULT_MAX_FRAME_SIZE):
     """Encodes messages as frames laid end to end, in order.
 
     Args:
@@ -615,13 +625,13 @@ def encode_batch(messages, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRAME):
     return _encode_many(messages, max_frame_size, None)
 
 
-def _encode_batch_columns(messages, Py_ssize_t max_frame_size, tuple columns):
+def _encode_batch_columns(messages, max_frame_size, tuple columns):
     """encode_batch that also fills (offsets, sequence, partition, producer_id,
     timestamp_ns, checksum) arrays sized for len(messages); for MessageBatch."""
     return _encode_many(messages, max_frame_size, columns)
 
 
-def decode_batch(buf, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRAME):
+def decode_batch(buf, *, max_frame_size=DEFAULT_MAX_FRAME_SIZE):
     """Decodes every frame of a batch into a list of messages.
 
     Args:
@@ -636,11 +646,11 @@ def decode_batch(buf, *, Py_ssize_t max_frame_size=KX_DEFAULT_MAX_FRAME):
     cdef kx_frame_info fi
     cdef kx_error err
     cdef size_t pos = 0
-    _check_max_frame_size(max_frame_size)
+    cdef uint32_t limit = _max_frame(max_frame_size)
     owner = _borrow(buf, &span, "buf")
     out = []
     while pos < <size_t>span.length:
-        if kx_frame_parse(span.data + pos, span.length - pos, <uint32_t>max_frame_size, 1,
+        if kx_frame_parse(span.data + pos, span.length - pos, limit, 1,
                           &fi, &err) != KX_OK:
             _raise_decode_error(&err, pos)
         out.append(_read_frame(span.data + pos, &fi))
@@ -674,7 +684,7 @@ cdef kx_status _scan_frames(const unsigned char *data, size_t length, uint32_t m
     return status
 
 
-def _scan_into(buf, Py_ssize_t max_frame_size, tuple columns):
+def _scan_into(buf, max_frame_size, tuple columns):
     """Validates every frame of buf in one pass and fills the batch columns.
 
     columns is (offsets, sequence, partition, producer_id, timestamp_ns, checksum): writable
@@ -695,7 +705,7 @@ def _scan_into(buf, Py_ssize_t max_frame_size, tuple columns):
     cdef uint64_t *producer
     cdef int64_t *timestamp
     cdef uint32_t *checksum
-    _check_max_frame_size(max_frame_size)
+    cdef uint32_t limit = _max_frame(max_frame_size)
     owner = _borrow(buf, &span, "buf")
     capacity = span.length // KX_HEADER_SIZE
     try:
@@ -707,11 +717,11 @@ def _scan_into(buf, Py_ssize_t max_frame_size, tuple columns):
         checksum = <uint32_t *>_writable(columns[5], &views[5], capacity * 4); held += 1
         if span.length >= _GIL_RELEASE_BYTES:
             with nogil:
-                status = _scan_frames(span.data, span.length, <uint32_t>max_frame_size, &n,
+                status = _scan_frames(span.data, span.length, limit, &n,
                                       &pos, &err, offsets, sequence, partition, producer,
                                       timestamp, checksum)
         else:
-            status = _scan_frames(span.data, span.length, <uint32_t>max_frame_size, &n, &pos,
+            status = _scan_frames(span.data, span.length, limit, &n, &pos,
                                   &err, offsets, sequence, partition, producer, timestamp,
                                   checksum)
         if status != KX_OK:

@@ -1,0 +1,96 @@
+"""Checking a case's results against its ``DESIGN.md`` bars.
+
+Pure functions over result dataclasses, so the verdict logic is unit-tested on synthetic
+results without timing anything. Imports only the standard library and the bench's own
+model; never kaelix, numpy, numba or an optional dependency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from kaelix.bench._format import format_bytes, format_messages, format_percent, format_time
+from kaelix.bench._model import Bar, BarCheck, CaseResult, ContenderResult
+
+
+def _kaelix(contenders: Sequence[ContenderResult]) -> ContenderResult | None:
+    for result in contenders:
+        if result.role == "kaelix":
+            return result
+    return None
+
+
+def _find_reference(references: Iterable[CaseResult], name: str) -> ContenderResult | None:
+    for case in references:
+        if case.case == name:
+            for result in case.contenders:
+                if result.ok:
+                    return result
+    return None
+
+
+def check_bar(
+    bar: Bar,
+    contenders: Sequence[ContenderResult],
+    references: Iterable[CaseResult] = (),
+) -> BarCheck:
+    """The verdict on ``bar`` for the kaelix result among ``contenders``.
+
+    Medians are compared: a ``faster_than`` bar is met when kaelix's median time per
+    message is at most the peer's. A bar that cannot be checked (kaelix failed, the peer was
+    skipped, the memcpy reference is missing) gets ``met=None`` and says why.
+    """
+    kaelix = _kaelix(contenders)
+    if kaelix is None or not kaelix.ok:
+        return BarCheck(bar, None, "kaelix was not measured")
+
+    if bar.kind == "faster_than":
+        peer = next((c for c in contenders if c.name == bar.peer), None)
+        if peer is None or not peer.ok:
+            why = peer.status if peer is not None else "absent"
+            return BarCheck(bar, None, f"{bar.peer} {why}, not compared")
+        kaelix_ns, peer_ns = kaelix.ns_per_message, peer.ns_per_message
+        assert kaelix_ns is not None and peer_ns is not None  # both ok
+        return BarCheck(
+            bar,
+            kaelix_ns <= peer_ns,
+            f"kaelix {format_time(kaelix_ns)} vs {bar.peer} {format_time(peer_ns)} per message",
+        )
+
+    if bar.kind == "min_messages_per_s":
+        rate = kaelix.messages_per_s
+        if rate is None:
+            return BarCheck(bar, None, "kaelix reported no messages")
+        return BarCheck(bar, rate >= bar.value, f"kaelix {format_messages(rate)}")
+
+    if bar.kind == "min_bytes_per_s":
+        rate = kaelix.bytes_per_s
+        if rate is None:
+            return BarCheck(bar, None, "kaelix reported no bytes")
+        return BarCheck(bar, rate >= bar.value, f"kaelix {format_bytes(rate)}")
+
+    # min_memcpy_fraction
+    assert bar.reference is not None  # checked by Bar
+    reference = _find_reference(references, bar.reference)
+    rate = kaelix.bytes_per_s
+    if reference is None or reference.bytes_per_s is None:
+        return BarCheck(bar, None, f"no memcpy reference {bar.reference!r} in this run")
+    if rate is None:
+        return BarCheck(bar, None, "kaelix reported no bytes")
+    fraction = rate / reference.bytes_per_s
+    return BarCheck(
+        bar,
+        fraction >= bar.value,
+        f"kaelix {format_bytes(rate)} = {format_percent(fraction)} of "
+        f"{bar.reference} {format_bytes(reference.bytes_per_s)}",
+    )
+
+
+def check_bars(
+    bars: Iterable[Bar],
+    contenders: Sequence[ContenderResult],
+    references: Iterable[CaseResult] = (),
+) -> tuple[BarCheck, ...]:
+    """`check_bar` for each of ``bars``."""
+    references = tuple(references)
+    return tuple(check_bar(bar, contenders, references) for bar in bars)

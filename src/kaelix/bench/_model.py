@@ -1,0 +1,484 @@
+"""The data of a benchmark run: what is measured (suites, cases, contenders, bars) and what
+came out (timings, per-contender results, bar checks, the whole run and its JSON form).
+
+Everything here is a plain frozen dataclass so results can be compared, saved and loaded
+(`BenchRun.to_json` / `BenchRun.from_json`, schema `kaelix.bench/1`) without the code that
+produced them. This module imports only the standard library: never kaelix, numpy, numba or
+an optional dependency.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SCHEMA = "kaelix.bench/1"
+"""The version tag written as ``"schema"`` in every JSON result file."""
+
+Role = Literal["kaelix", "peer", "reference"]
+"""What a contender is: kaelix itself, a peer a user could pick instead, or a reference line
+that does a related but different job (shown for scale, never used by a bar)."""
+
+Status = Literal["ok", "skipped", "error"]
+Throughput = Literal["messages", "bytes"]
+BarKind = Literal["faster_than", "min_messages_per_s", "min_bytes_per_s", "min_memcpy_fraction"]
+
+_BAR_KINDS: tuple[str, ...] = (
+    "faster_than",
+    "min_messages_per_s",
+    "min_bytes_per_s",
+    "min_memcpy_fraction",
+)
+
+
+# --------------------------------------------------------------------------- what to measure
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One prepared operation, ready to be timed.
+
+    ``call`` is invoked with no arguments in the timed loop; one call handles ``messages``
+    messages and ``nbytes`` bytes of user data (payload bytes for codec cases, buffer bytes
+    for checksums and copies). Every contender of a case reports the same ``messages`` and
+    ``nbytes``, so time ratios and throughput ratios agree.
+    """
+
+    call: Callable[[], object]
+    messages: int = 1
+    nbytes: int = 0
+
+
+Factory = Callable[[], Workload]
+"""The adapter shape shared by kaelix and every peer: prepare the data (not timed), check
+the result once, and return the `Workload` whose ``call`` is timed."""
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One library (or way of using one) competing in a case.
+
+    ``requires`` names the optional modules the factory imports; when one is missing the
+    contender is reported as skipped with the pip command that installs it, and the factory
+    is never called. ``note`` says anything a reader must know to read the figure fairly.
+    """
+
+    name: str
+    factory: Factory
+    role: Role = "peer"
+    requires: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A performance target from ``DESIGN.md`` that a case's kaelix result must meet.
+
+    ``text`` is the bar as a reader sees it (``"≤ msgspec"``, ``"≥ 20 M msg/s"``). ``kind``
+    says how it is checked:
+
+    - ``faster_than``: kaelix's time per message is at most ``peer``'s (medians);
+    - ``min_messages_per_s`` / ``min_bytes_per_s``: kaelix's median throughput is at least
+      ``value``;
+    - ``min_memcpy_fraction``: kaelix's bytes/s is at least ``value`` times the memcpy
+      reference case named by ``reference``.
+    """
+
+    text: str
+    kind: BarKind
+    value: float = 0.0
+    peer: str | None = None
+    reference: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _BAR_KINDS:
+            raise ValueError(f"Bar kind must be one of {', '.join(_BAR_KINDS)}; got {self.kind!r}")
+        if self.kind == "faster_than" and not self.peer:
+            raise ValueError(f"Bar {self.text!r} of kind 'faster_than' needs peer=...")
+        if self.kind == "min_memcpy_fraction" and not self.reference:
+            raise ValueError(f"Bar {self.text!r} of kind 'min_memcpy_fraction' needs reference=...")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark: the same job done by each contender, with the bars that apply.
+
+    ``throughput`` picks the unit shown in tables (messages/s or bytes/s); both are recorded.
+    """
+
+    name: str
+    contenders: tuple[Contender, ...]
+    bars: tuple[Bar, ...] = ()
+    throughput: Throughput = "messages"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """What a suite is told when it builds its cases: quick or full mode (a suite may use
+    smaller sizes in quick mode) and whether peers will run."""
+
+    quick: bool = True
+    peers: bool = True
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named group of cases. ``cases`` builds them for a config; it must be cheap (no data
+    is prepared until a contender's factory runs), so ``--list`` can call it."""
+
+    name: str
+    description: str
+    cases: Callable[[SuiteConfig], Sequence[Case]]
+
+
+# ----------------------------------------------------------------------------- what came out
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The timing of one contender: per-operation nanoseconds of each trial and their summary.
+
+    One operation is one call of the workload. ``inner_loops`` calls make one trial; the
+    per-operation time of a trial is its duration divided by ``inner_loops``.
+    """
+
+    median_ns: float
+    q1_ns: float
+    q3_ns: float
+    min_ns: float
+    max_ns: float
+    inner_loops: int
+    trials_ns: tuple[float, ...]
+
+    @property
+    def iqr_ns(self) -> float:
+        """Interquartile range (q3 - q1) of the per-operation times of the trials."""
+        return self.q3_ns - self.q1_ns
+
+    @property
+    def relative_iqr(self) -> float:
+        """IQR as a fraction of the median (0.02 means the middle half spans 2 %)."""
+        return self.iqr_ns / self.median_ns if self.median_ns > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class ContenderResult:
+    """What one contender did in one case: measured (``ok``), ``skipped`` (``reason`` says
+    why and how to fix it) or failed (``error``, ``reason`` holds the exception)."""
+
+    name: str
+    role: Role
+    status: Status
+    reason: str | None = None
+    note: str = ""
+    messages_per_op: int = 0
+    bytes_per_op: int = 0
+    timing: Timing | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the contender was measured."""
+        return self.status == "ok" and self.timing is not None
+
+    @property
+    def median_ns(self) -> float | None:
+        """Median time of one operation (one workload call), or None when not measured."""
+        return self.timing.median_ns if self.timing is not None else None
+
+    @property
+    def ns_per_message(self) -> float | None:
+        """Median time per message (or per operation when the workload has no messages)."""
+        if self.timing is None:
+            return None
+        return self.timing.median_ns / max(self.messages_per_op, 1)
+
+    @property
+    def messages_per_s(self) -> float | None:
+        """Median throughput in messages per second, or None when not measured or messageless."""
+        if self.timing is None or self.messages_per_op <= 0 or self.timing.median_ns <= 0:
+            return None
+        return self.messages_per_op * 1e9 / self.timing.median_ns
+
+    @property
+    def bytes_per_s(self) -> float | None:
+        """Median throughput in bytes per second, or None when not measured or byteless."""
+        if self.timing is None or self.bytes_per_op <= 0 or self.timing.median_ns <= 0:
+            return None
+        return self.bytes_per_op * 1e9 / self.timing.median_ns
+
+
+@dataclass(frozen=True)
+class BarCheck:
+    """The verdict on one bar: ``met`` is True, False, or None when it could not be checked
+    (kaelix or the peer it names was not measured); ``detail`` gives the figures."""
+
+    bar: Bar
+    met: bool | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """Every contender's result in one case, plus the verdict on each bar."""
+
+    suite: str
+    case: str
+    throughput: Throughput
+    contenders: tuple[ContenderResult, ...]
+    bars: tuple[BarCheck, ...] = ()
+    note: str = ""
+
+    def contender(self, name: str) -> ContenderResult | None:
+        """The result of the contender called ``name``, or None."""
+        for result in self.contenders:
+            if result.name == name:
+                return result
+        return None
+
+    @property
+    def kaelix(self) -> ContenderResult | None:
+        """The result of the (first) kaelix contender, or None when the case has none."""
+        for result in self.contenders:
+            if result.role == "kaelix":
+                return result
+        return None
+
+    def speedup(self, name: str) -> float | None:
+        """How many times faster kaelix is than contender ``name``: the contender's time per
+        message divided by kaelix's (> 1 means kaelix is faster). None when either is not
+        measured or the case has no kaelix contender."""
+        kaelix, other = self.kaelix, self.contender(name)
+        if kaelix is None or other is None:
+            return None
+        kaelix_ns, other_ns = kaelix.ns_per_message, other.ns_per_message
+        if kaelix_ns is None or other_ns is None or kaelix_ns <= 0:
+            return None
+        return other_ns / kaelix_ns
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the run was made: mode, trials, target trial time, peers on or off, what ran."""
+
+    mode: Literal["quick", "full"]
+    repeat: int
+    trial_ms: float
+    peers: bool
+    suites: tuple[str, ...]
+    select: str | None = None
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Sent to a ``progress`` callback: ``kind`` is ``"start"`` (before anything runs),
+    ``"contender"`` (one contender finished) or ``"case"`` (a case finished, ``result`` set).
+    ``done`` of ``total`` contender measurements are finished."""
+
+    kind: Literal["start", "contender", "case"]
+    done: int
+    total: int
+    suite: str = ""
+    case: str = ""
+    contender: str = ""
+    result: CaseResult | None = None
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """A whole run: when, how, on what machine, and the result of every case.
+
+    ``reference`` holds the physical reference lines (memcpy bandwidth) measured in the same
+    run; ``results`` holds the suites' cases in the order they ran.
+    """
+
+    created: str
+    settings: Settings
+    machine: Mapping[str, Any]
+    reference: tuple[CaseResult, ...]
+    results: tuple[CaseResult, ...]
+    duration_s: float = 0.0
+    schema: str = SCHEMA
+
+    def case(self, suite: str, case: str) -> CaseResult:
+        """The result of ``case`` in ``suite``; raises KeyError naming what exists."""
+        for result in (*self.reference, *self.results):
+            if result.suite == suite and result.case == case:
+                return result
+        known = ", ".join(f"{r.suite}/{r.case}" for r in self.results)
+        raise KeyError(f"No case {case!r} in suite {suite!r}; the run has: {known}")
+
+    @property
+    def bar_checks(self) -> tuple[tuple[CaseResult, BarCheck], ...]:
+        """Every bar verdict of the run with the case it belongs to."""
+        return tuple((result, check) for result in self.results for check in result.bars)
+
+    @property
+    def errors(self) -> tuple[tuple[CaseResult, ContenderResult], ...]:
+        """Every contender that failed, with its case."""
+        return tuple(
+            (result, contender)
+            for result in (*self.reference, *self.results)
+            for contender in result.contenders
+            if contender.status == "error"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as JSON-ready data (schema ``kaelix.bench/1``, see ``docs/bench.md``)."""
+        return {
+            "schema": self.schema,
+            "created": self.created,
+            "duration_s": self.duration_s,
+            "settings": {
+                "mode": self.settings.mode,
+                "repeat": self.settings.repeat,
+                "trial_ms": self.settings.trial_ms,
+                "peers": self.settings.peers,
+                "suites": list(self.settings.suites),
+                "select": self.settings.select,
+            },
+            "machine": dict(self.machine),
+            "reference": [_case_to_json(r) for r in self.reference],
+            "results": [_case_to_json(r) for r in self.results],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BenchRun:
+        """Rebuild a run from `to_json` output; raises ValueError on another schema."""
+        schema = data.get("schema")
+        if schema != SCHEMA:
+            raise ValueError(f"Expected a {SCHEMA!r} result file, got schema {schema!r}")
+        settings = data["settings"]
+        return cls(
+            created=data["created"],
+            duration_s=float(data.get("duration_s", 0.0)),
+            settings=Settings(
+                mode=settings["mode"],
+                repeat=int(settings["repeat"]),
+                trial_ms=float(settings["trial_ms"]),
+                peers=bool(settings["peers"]),
+                suites=tuple(settings["suites"]),
+                select=settings.get("select"),
+            ),
+            machine=dict(data["machine"]),
+            reference=tuple(_case_from_json(r) for r in data.get("reference", [])),
+            results=tuple(_case_from_json(r) for r in data["results"]),
+        )
+
+
+# ------------------------------------------------------------------------------ JSON helpers
+
+
+def _case_to_json(result: CaseResult) -> dict[str, Any]:
+    return {
+        "suite": result.suite,
+        "case": result.case,
+        "throughput": result.throughput,
+        "note": result.note,
+        "bars": [
+            {
+                "text": check.bar.text,
+                "kind": check.bar.kind,
+                "value": check.bar.value,
+                "peer": check.bar.peer,
+                "reference": check.bar.reference,
+                "met": check.met,
+                "detail": check.detail,
+            }
+            for check in result.bars
+        ],
+        "contenders": [_contender_to_json(result, c) for c in result.contenders],
+    }
+
+
+def _contender_to_json(case: CaseResult, result: ContenderResult) -> dict[str, Any]:
+    timing = result.timing
+    return {
+        "name": result.name,
+        "role": result.role,
+        "status": result.status,
+        "reason": result.reason,
+        "note": result.note,
+        "messages_per_op": result.messages_per_op,
+        "bytes_per_op": result.bytes_per_op,
+        "median_ns": timing.median_ns if timing else None,
+        "q1_ns": timing.q1_ns if timing else None,
+        "q3_ns": timing.q3_ns if timing else None,
+        "iqr_ns": timing.iqr_ns if timing else None,
+        "min_ns": timing.min_ns if timing else None,
+        "max_ns": timing.max_ns if timing else None,
+        "inner_loops": timing.inner_loops if timing else None,
+        "trials_ns": list(timing.trials_ns) if timing else [],
+        "messages_per_s": result.messages_per_s,
+        "bytes_per_s": result.bytes_per_s,
+        "kaelix_speedup": None if result.role == "kaelix" else case.speedup(result.name),
+    }
+
+
+def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
+    return CaseResult(
+        suite=data["suite"],
+        case=data["case"],
+        throughput=data["throughput"],
+        note=data.get("note", ""),
+        bars=tuple(
+            BarCheck(
+                bar=Bar(
+                    text=b["text"],
+                    kind=b["kind"],
+                    value=float(b["value"]),
+                    peer=b.get("peer"),
+                    reference=b.get("reference"),
+                ),
+                met=b["met"],
+                detail=b["detail"],
+            )
+            for b in data["bars"]
+        ),
+        contenders=tuple(_contender_from_json(c) for c in data["contenders"]),
+    )
+
+
+def _contender_from_json(data: Mapping[str, Any]) -> ContenderResult:
+    timing = None
+    if data.get("median_ns") is not None:
+        timing = Timing(
+            median_ns=float(data["median_ns"]),
+            q1_ns=float(data["q1_ns"]),
+            q3_ns=float(data["q3_ns"]),
+            min_ns=float(data["min_ns"]),
+            max_ns=float(data["max_ns"]),
+            inner_loops=int(data["inner_loops"]),
+            trials_ns=tuple(float(t) for t in data["trials_ns"]),
+        )
+    return ContenderResult(
+        name=data["name"],
+        role=data["role"],
+        status=data["status"],
+        reason=data.get("reason"),
+        note=data.get("note", ""),
+        messages_per_op=int(data["messages_per_op"]),
+        bytes_per_op=int(data["bytes_per_op"]),
+        timing=timing,
+    )
+
+
+__all__ = [
+    "SCHEMA",
+    "Bar",
+    "BarCheck",
+    "BenchRun",
+    "Case",
+    "CaseResult",
+    "Contender",
+    "ContenderResult",
+    "Factory",
+    "ProgressEvent",
+    "Settings",
+    "Suite",
+    "SuiteConfig",
+    "Timing",
+    "Workload",
+]

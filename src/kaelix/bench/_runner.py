@@ -1,0 +1,299 @@
+"""Timing and running: calibrate, warm up, repeat trials, summarise; and `run`, which
+measures the memcpy reference and every case of the chosen suites into a `BenchRun`.
+
+How one contender is measured (``docs/bench.md`` says the same for readers):
+
+1. its factory prepares the data (not timed) and returns a `Workload`;
+2. calibration grows the inner loop count until one trial lasts about the target trial time
+   (20 ms quick, 100 ms full);
+3. one warm-up trial runs and is discarded;
+4. ``repeat`` trials run (5 quick, 15 full), each with the garbage collector paused (its
+   previous state restored after), timed with `time.perf_counter_ns`;
+5. per-operation time of a trial = trial time / inner loops; the result is the median and
+   the quartiles (IQR) of those.
+
+Imports the bench's own modules and the standard library; the suites import kaelix. Never
+import numba here.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from kaelix.bench._bars import check_bars
+from kaelix.bench._model import (
+    BenchRun,
+    Case,
+    CaseResult,
+    Contender,
+    ContenderResult,
+    ProgressEvent,
+    Settings,
+    Status,
+    Suite,
+    SuiteConfig,
+    Timing,
+    Workload,
+)
+from kaelix.bench._peers import is_installed, missing_reason
+
+
+@dataclass(frozen=True)
+class Mode:
+    """Trials per contender and target duration of one trial for a bench mode."""
+
+    name: str
+    repeat: int
+    trial_ms: float
+
+
+QUICK = Mode("quick", repeat=5, trial_ms=20.0)
+FULL = Mode("full", repeat=15, trial_ms=100.0)
+
+_CALIBRATION_FRACTION = 0.1  # calibrate until one timing lasts a tenth of the target
+_MAX_LOOPS = 1 << 40
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Disable the cyclic garbage collector for the block, restoring its state after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def time_loops(call: Callable[[], object], loops: int) -> int:
+    """Nanoseconds taken by ``loops`` calls of ``call`` (the garbage collector paused)."""
+    repeat = itertools.repeat(None, loops)
+    with gc_paused():
+        start = time.perf_counter_ns()
+        for _ in repeat:
+            call()
+        return time.perf_counter_ns() - start
+
+
+def calibrate(call: Callable[[], object], target_ns: float) -> int:
+    """Inner loop count that makes one trial of ``call`` last about ``target_ns``.
+
+    Grows the count (at most tenfold per step) until a timing lasts a tenth of the target,
+    then scales to the target. A call slower than the target gets one loop.
+    """
+    loops = 1
+    while True:
+        elapsed = time_loops(call, loops)
+        if elapsed >= target_ns * _CALIBRATION_FRACTION or loops >= _MAX_LOOPS:
+            break
+        if elapsed <= 0:
+            loops *= 10
+        else:
+            wanted = target_ns * _CALIBRATION_FRACTION * 2 * loops / elapsed
+            loops = int(min(loops * 10, max(loops * 2, wanted)))
+    per_call = max(elapsed, 1) / loops
+    return max(1, min(_MAX_LOOPS, round(target_ns / per_call)))
+
+
+def summarise(per_op_ns: Sequence[float], inner_loops: int) -> Timing:
+    """Median, quartiles (inclusive method), min and max of per-operation trial times."""
+    if not per_op_ns:
+        raise ValueError("Cannot summarise zero trials; repeat must be at least 1")
+    data = sorted(per_op_ns)
+    median = statistics.median(data)
+    if len(data) >= 2:
+        q1, _, q3 = statistics.quantiles(data, n=4, method="inclusive")
+    else:
+        q1 = q3 = data[0]
+    return Timing(
+        median_ns=median,
+        q1_ns=q1,
+        q3_ns=q3,
+        min_ns=data[0],
+        max_ns=data[-1],
+        inner_loops=inner_loops,
+        trials_ns=tuple(per_op_ns),
+    )
+
+
+def measure(workload: Workload, *, repeat: int, trial_ms: float) -> Timing:
+    """Time ``workload.call``: calibrate, one warm-up trial, then ``repeat`` trials."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1; got {repeat}")
+    if trial_ms <= 0:
+        raise ValueError(f"trial_ms must be positive; got {trial_ms}")
+    call = workload.call
+    gc.collect()
+    loops = calibrate(call, trial_ms * 1e6)
+    time_loops(call, loops)  # warm-up, discarded
+    per_op = [time_loops(call, loops) / loops for _ in range(repeat)]
+    return summarise(per_op, loops)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def measure_contender(contender: Contender, *, repeat: int, trial_ms: float) -> ContenderResult:
+    """Run one contender's factory and time its workload; never raises for a failing
+    contender (the result says ``skipped`` or ``error`` and why)."""
+
+    def result(status: Status, reason: str | None = None) -> ContenderResult:
+        return ContenderResult(
+            name=contender.name,
+            role=contender.role,
+            status=status,
+            reason=reason,
+            note=contender.note,
+        )
+
+    missing = [module for module in contender.requires if not is_installed(module)]
+    if missing:
+        return result("skipped", missing_reason(missing[0]))
+    try:
+        workload = contender.factory()
+    except Exception as exc:
+        return result("error", f"preparing: {_describe(exc)}")
+    if workload.messages < 0 or workload.nbytes < 0:
+        return result(
+            "error",
+            f"workload counts must be >= 0; got messages={workload.messages}, "
+            f"nbytes={workload.nbytes}",
+        )
+    try:
+        timing = measure(workload, repeat=repeat, trial_ms=trial_ms)
+    except Exception as exc:
+        return result("error", f"running: {_describe(exc)}")
+    return ContenderResult(
+        name=contender.name,
+        role=contender.role,
+        status="ok",
+        note=contender.note,
+        messages_per_op=workload.messages,
+        bytes_per_op=workload.nbytes,
+        timing=timing,
+    )
+
+
+def _resolve(suites: Sequence[str | Suite] | None) -> list[Suite]:
+    from kaelix.bench.suites import SUITES, load_suite
+
+    chosen = list(SUITES) if suites is None else list(suites)
+    resolved: list[Suite] = []
+    for item in chosen:
+        suite = load_suite(item) if isinstance(item, str) else item
+        if all(suite.name != known.name for known in resolved):
+            resolved.append(suite)
+    return resolved
+
+
+def _selected(case: Case, select: str | None) -> bool:
+    return select is None or select.casefold() in case.name.casefold()
+
+
+def _runnable(case: Case, peers: bool) -> tuple[Contender, ...]:
+    return tuple(c for c in case.contenders if peers or c.role != "peer")
+
+
+def run(
+    suites: Sequence[str | Suite] | None = None,
+    *,
+    quick: bool = True,
+    peers: bool = True,
+    repeat: int | None = None,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    trial_ms: float | None = None,
+    select: str | None = None,
+) -> BenchRun:
+    """Run benchmark suites and return every result with the machine it ran on.
+
+    ``suites`` names registered suites (see ``kaelix.bench.suites.SUITES``) or passes
+    `Suite` objects; None runs them all. ``quick`` (the default) uses 5 trials of about
+    20 ms per contender, ``quick=False`` 15 trials of about 100 ms; ``repeat`` and
+    ``trial_ms`` override those. ``peers=False`` runs kaelix (and reference lines) only.
+    ``select`` keeps the cases whose name contains it (case-insensitive). ``progress`` is
+    called with a `ProgressEvent` before the run, after each contender and after each case.
+
+    The machine's memcpy bandwidth is always measured first, as the physical reference.
+
+    >>> from kaelix.bench import run
+    >>> result = run(["codec"], select="crc32c")            # doctest: +SKIP
+    >>> result.case("codec", "crc32c 64 KiB").speedup("crc32c")  # doctest: +SKIP
+    1.8
+    """
+    from kaelix.bench import _machine, _reference
+
+    mode = QUICK if quick else FULL
+    repeat = mode.repeat if repeat is None else repeat
+    trial_ms = float(mode.trial_ms if trial_ms is None else trial_ms)
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1; got {repeat}")
+    if trial_ms <= 0:
+        raise ValueError(f"trial_ms must be positive; got {trial_ms}")
+
+    config = SuiteConfig(quick=quick, peers=peers)
+    resolved = _resolve(suites)
+    plan: list[tuple[str, Case]] = [
+        (suite.name, case)
+        for suite in resolved
+        for case in suite.cases(config)
+        if _selected(case, select)
+    ]
+    if not plan:
+        names = ", ".join(s.name for s in resolved) or "none"
+        raise ValueError(f"No case matches select={select!r} in suites: {names}")
+    reference_plan = [("reference", case) for case in _reference.memcpy_cases()]
+    total = sum(len(_runnable(case, peers)) for _, case in (*reference_plan, *plan))
+
+    def emit(event: ProgressEvent) -> None:
+        if progress is not None:
+            progress(event)
+
+    started = time.perf_counter()
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    machine = _machine.collect()
+    emit(ProgressEvent("start", 0, total))
+
+    done = 0
+    reference: list[CaseResult] = []
+    results: list[CaseResult] = []
+    for suite_name, case in (*reference_plan, *plan):
+        measured: list[ContenderResult] = []
+        for contender in _runnable(case, peers):
+            measured.append(measure_contender(contender, repeat=repeat, trial_ms=trial_ms))
+            done += 1
+            emit(ProgressEvent("contender", done, total, suite_name, case.name, contender.name))
+        result = CaseResult(
+            suite=suite_name,
+            case=case.name,
+            throughput=case.throughput,
+            contenders=tuple(measured),
+            bars=check_bars(case.bars, measured, reference),
+            note=case.note,
+        )
+        (reference if suite_name == "reference" else results).append(result)
+        emit(ProgressEvent("case", done, total, suite_name, case.name, result=result))
+
+    return BenchRun(
+        created=created,
+        settings=Settings(
+            mode="quick" if quick else "full",
+            repeat=repeat,
+            trial_ms=trial_ms,
+            peers=peers,
+            suites=tuple(s.name for s in resolved),
+            select=select,
+        ),
+        machine=machine,
+        reference=tuple(reference),
+        results=tuple(results),
+        duration_s=time.perf_counter() - started,
+    )

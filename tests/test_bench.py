@@ -1,0 +1,541 @@
+"""python -m kaelix.bench: the command line, the Python API, the JSON schema, and the ratio and
+bar logic on synthetic results. No test here asserts a speed: bars are the bench's job."""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kaelix.bench import (
+    SCHEMA,
+    Bar,
+    BenchRun,
+    Case,
+    CaseResult,
+    Contender,
+    ContenderResult,
+    ProgressEvent,
+    Settings,
+    Suite,
+    SuiteConfig,
+    Timing,
+    Workload,
+    check_bar,
+    check_bars,
+    render_text,
+    run,
+)
+from kaelix.bench._cli import main
+from kaelix.bench._format import format_speedup, format_time
+from kaelix.bench._model import Role
+from kaelix.bench._report import PlainProgress, case_rows, print_report
+from kaelix.bench._runner import calibrate, gc_paused, measure, summarise
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CODEC_CASES = (
+    "encode+decode one message (64 B)",
+    "encode one message (64 B)",
+    "decode one message (64 B)",
+    "batch encode 64 B (N=10,000)",
+    "MessageBatch.from_bytes 64 B (N=10,000)",
+    "decode_batch to a list 64 B (N=10,000)",
+    "MessageBatch.from_messages 64 B (N=10,000)",
+    "crc32c 64 B",
+    "crc32c 4 KiB",
+    "crc32c 64 KiB",
+)
+INSTALL_HINT = 'pip install "kaelix[bench]"'
+TINY = ("--repeat", "2", "--trial-ms", "1")
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-m", "kaelix.bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+# ------------------------------------------------------------------------ JSON schema check
+
+
+def _check_number(value: object, where: str, *, positive: bool = False) -> None:
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), where
+    if positive:
+        assert value > 0, f"{where} must be positive, got {value}"
+
+
+def _check_contender(data: Mapping[str, Any], where: str) -> None:
+    for key in ("name", "role", "status", "note"):
+        assert isinstance(data[key], str), f"{where}.{key}"
+    assert data["role"] in ("kaelix", "peer", "reference"), where
+    assert data["status"] in ("ok", "skipped", "error"), where
+    for key in ("messages_per_op", "bytes_per_op"):
+        assert isinstance(data[key], int) and data[key] >= 0, f"{where}.{key}"
+    assert isinstance(data["trials_ns"], list), where
+    if data["status"] == "ok":
+        for key in ("median_ns", "q1_ns", "q3_ns", "iqr_ns", "min_ns", "max_ns"):
+            _check_number(data[key], f"{where}.{key}", positive=key != "iqr_ns")
+        assert data["q1_ns"] <= data["median_ns"] <= data["q3_ns"], where
+        assert isinstance(data["inner_loops"], int) and data["inner_loops"] >= 1, where
+        assert data["trials_ns"] and all(t > 0 for t in data["trials_ns"]), where
+        assert data["messages_per_s"] is not None or data["bytes_per_s"] is not None, where
+    else:
+        assert isinstance(data["reason"], str) and data["reason"], f"{where} says why"
+        assert data["median_ns"] is None, where
+    speedup = data["kaelix_speedup"]
+    assert speedup is None or (isinstance(speedup, float) and speedup > 0), where
+
+
+def _check_case(data: Mapping[str, Any], where: str) -> None:
+    assert isinstance(data["suite"], str) and isinstance(data["case"], str), where
+    assert data["throughput"] in ("messages", "bytes"), where
+    assert isinstance(data["note"], str), where
+    for bar in data["bars"]:
+        assert isinstance(bar["text"], str) and bar["text"], where
+        assert bar["met"] in (True, False, None), where
+        assert isinstance(bar["detail"], str), where
+    assert isinstance(data["contenders"], list) and data["contenders"], where
+    for index, contender in enumerate(data["contenders"]):
+        _check_contender(contender, f"{where}.contenders[{index}]")
+
+
+def check_schema(data: Mapping[str, Any]) -> None:
+    """Assert that ``data`` follows schema kaelix.bench/1 (as docs/bench.md describes it)."""
+    assert data["schema"] == SCHEMA == "kaelix.bench/1"
+    assert isinstance(data["created"], str) and isinstance(data["duration_s"], float)
+    settings = data["settings"]
+    assert settings["mode"] in ("quick", "full")
+    assert isinstance(settings["repeat"], int) and isinstance(settings["trial_ms"], float)
+    assert isinstance(settings["peers"], bool) and isinstance(settings["suites"], list)
+    machine = data["machine"]
+    for key in ("cpu_model", "python_version", "python_implementation", "platform"):
+        assert isinstance(machine[key], str) and machine[key], key
+    assert isinstance(machine["cpu_count"], int) and machine["cpu_count"] >= 1
+    for key in ("numpy_version", "kaelix_version", "crc32c_implementation"):
+        assert isinstance(machine[key], str), key
+    assert machine["git_commit"] is None or len(machine["git_commit"]) >= 40
+    assert isinstance(machine["peers"], dict)
+    for index, case in enumerate(data["reference"]):
+        _check_case(case, f"reference[{index}]")
+    for index, case in enumerate(data["results"]):
+        _check_case(case, f"results[{index}]")
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def test_list_shows_suites_cases_bars_and_peers() -> None:
+    done = _bench("--list")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("codec: ")
+    for case in CODEC_CASES:
+        assert f"  {case}\n" in done.stdout
+    assert "bar: \u2264 msgspec" in done.stdout
+    assert "bar: \u2265 10 GB/s; \u2265 crc32c" in done.stdout
+    assert "optional peers:" in done.stdout
+
+
+def test_tiny_codec_run_prints_the_table_and_writes_valid_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = _bench("codec", *TINY, "--plain", "--json", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    data = json.loads(out.read_text(encoding="utf-8"))
+    check_schema(data)
+    assert data["settings"]["repeat"] == 2 and data["settings"]["suites"] == ["codec"]
+    assert [case["case"] for case in data["results"]] == list(CODEC_CASES)
+    assert {case["case"] for case in data["reference"]} == {
+        "memcpy 64 KiB (in cache)",
+        "memcpy 64 MiB (memory)",
+    }
+    for case in data["reference"]:
+        (copy,) = case["contenders"]
+        assert copy["status"] == "ok" and copy["bytes_per_s"] > 0
+    for case in data["results"]:
+        kaelix = [c for c in case["contenders"] if c["role"] == "kaelix"]
+        assert len(kaelix) == 1, case["case"]
+        assert kaelix[0]["status"] == "ok", kaelix[0]["reason"]
+        assert kaelix[0]["median_ns"] > 0 and len(kaelix[0]["trials_ns"]) == 2
+        for peer in case["contenders"]:
+            if peer["status"] == "skipped":
+                assert INSTALL_HINT in peer["reason"]
+            else:
+                assert peer["status"] == "ok", peer["reason"]
+    bars = {case["case"]: [b["text"] for b in case["bars"]] for case in data["results"]}
+    assert bars["encode+decode one message (64 B)"] == ["\u2264 msgspec"]
+    assert bars["crc32c 64 KiB"] == ["\u2265 10 GB/s", "\u2265 crc32c"]
+    assert bars["encode one message (64 B)"] == []
+
+    # The table: every case, every contender, ratios and bar marks; progress on stderr.
+    for case in CODEC_CASES:
+        assert case in done.stdout
+    assert "vs kaelix" in done.stdout and "physical reference" in done.stdout
+    assert "DESIGN.md bars:" in done.stdout
+    assert "zlib.crc32 (reference)" in done.stdout
+    assert "[30/30] codec: crc32c 64 KiB: kaelix" in done.stderr  # counts contenders
+    assert "wrote " in done.stderr
+
+
+def test_no_peers_runs_kaelix_and_reference_lines_only(tmp_path: Path) -> None:
+    out = tmp_path / "kaelix-only.json"
+    done = _bench("codec", *TINY, "--no-peers", "-k", "crc32c 64 B", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text(encoding="utf-8"))
+    check_schema(data)
+    (case,) = data["results"]
+    assert [c["name"] for c in case["contenders"]] == ["kaelix", "zlib.crc32"]
+    assert case["bars"][0]["met"] is None  # the crc32c package did not run
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nosuch"], "unknown suite 'nosuch'; choose from: codec"),
+        (["--repeat", "0"], "expected a whole number >= 1, got 0"),
+        (["--trial-ms", "-1"], "expected a number > 0, got -1"),
+        (["--quick", "--full"], "not allowed with argument"),
+        (["-k", "no case is called this"], "No case matches select="),
+    ],
+)
+def test_usage_errors_exit_2_and_say_why(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bench_imports_no_numba_and_no_optional_package_until_used() -> None:
+    code = (
+        "import sys, kaelix.bench\n"
+        "from kaelix.bench.suites import SUITES, load_suite\n"
+        "from kaelix.bench._model import SuiteConfig\n"
+        "for name in SUITES: load_suite(name).cases(SuiteConfig())\n"
+        "loaded = {'numba', 'rich', 'msgspec', 'crc32c'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+# -------------------------------------------------------------------------------- Python API
+
+
+def test_run_on_a_subset_returns_results_that_round_trip_through_json() -> None:
+    events: list[ProgressEvent] = []
+    result = run(["codec"], repeat=2, trial_ms=1, select="crc32c", progress=events.append)
+
+    assert isinstance(result, BenchRun)
+    assert result.settings == Settings("quick", 2, 1.0, True, ("codec",), "crc32c")
+    assert [case.case for case in result.results] == [
+        "crc32c 64 B",
+        "crc32c 4 KiB",
+        "crc32c 64 KiB",
+    ]
+    for case in result.results:
+        kaelix = case.kaelix
+        assert kaelix is not None and kaelix.ok and kaelix.bytes_per_s is not None
+        assert kaelix.timing is not None and kaelix.timing.median_ns > 0
+        reference = case.speedup("zlib.crc32")
+        assert reference is not None and reference > 0
+    assert result.machine["crc32c_implementation"]
+
+    assert events[0].kind == "start" and events[0].total == 2 + 3 * 3
+    assert [e.done for e in events if e.kind == "contender"] == list(range(1, 12))
+    assert [e.case for e in events if e.kind == "case"][-1] == "crc32c 64 KiB"
+
+    data = json.loads(json.dumps(result.to_json()))
+    check_schema(data)
+    assert BenchRun.from_json(data) == result
+    assert "crc32c 64 KiB" in render_text(result)
+
+
+def test_run_accepts_a_suite_object_and_reports_skips_and_errors() -> None:
+    def broken() -> Workload:
+        raise RuntimeError("peer fell over")
+
+    def cheap() -> Workload:
+        return Workload(lambda: None, messages=1, nbytes=8)
+
+    suite = Suite(
+        "fake",
+        "a suite made up for the test",
+        lambda config: [
+            Case(
+                "one case",
+                (
+                    Contender("kaelix", cheap, role="kaelix"),
+                    Contender("absent", cheap, requires=("kaelix_no_such_module",)),
+                    Contender("broken", broken),
+                ),
+                bars=(Bar("\u2264 absent", "faster_than", peer="absent"),),
+            )
+        ],
+    )
+    result = run([suite], repeat=1, trial_ms=0.5)
+    (case,) = result.results
+    kaelix, absent, failed = case.contenders
+    assert kaelix.ok and kaelix.messages_per_op == 1 and kaelix.bytes_per_op == 8
+    assert absent.status == "skipped"
+    assert absent.reason == f"kaelix_no_such_module is not installed: {INSTALL_HINT}"
+    assert failed.status == "error" and failed.reason == "preparing: RuntimeError: peer fell over"
+    assert case.bars[0].met is None and "absent skipped" in case.bars[0].detail
+    assert result.errors == ((case, failed),)
+
+    text = render_text(result)
+    assert "skipped" in text and INSTALL_HINT in text and "peer fell over" in text
+
+    quiet = run([suite], repeat=1, trial_ms=0.5, peers=False)
+    assert [c.name for c in quiet.results[0].contenders] == ["kaelix"]
+
+
+def test_run_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="repeat must be at least 1; got 0"):
+        run(["codec"], repeat=0)
+    with pytest.raises(ValueError, match="Unknown suite 'nosuch'; choose from: codec"):
+        run(["nosuch"])
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def test_summarise_takes_median_and_inclusive_quartiles() -> None:
+    timing = summarise([5.0, 1.0, 4.0, 2.0, 3.0], inner_loops=10)
+    assert (timing.median_ns, timing.q1_ns, timing.q3_ns) == (3.0, 2.0, 4.0)
+    assert (timing.min_ns, timing.max_ns, timing.iqr_ns) == (1.0, 5.0, 2.0)
+    assert timing.trials_ns == (5.0, 1.0, 4.0, 2.0, 3.0)  # in the order they ran
+    single = summarise([7.0], inner_loops=1)
+    assert (single.q1_ns, single.median_ns, single.q3_ns, single.iqr_ns) == (7.0, 7.0, 7.0, 0.0)
+    with pytest.raises(ValueError, match="zero trials"):
+        summarise([], inner_loops=1)
+
+
+def test_measure_counts_trials_and_calibrates_a_positive_loop_count() -> None:
+    calls = 0
+
+    def call() -> None:
+        nonlocal calls
+        calls += 1
+
+    loops = calibrate(call, target_ns=1e6)
+    assert isinstance(loops, int) and loops >= 1
+    calls = 0
+    timing = measure(Workload(call), repeat=3, trial_ms=1)
+    assert len(timing.trials_ns) == 3 and timing.median_ns > 0
+    assert calls >= timing.inner_loops * 4  # calibration, the warm-up and three trials
+    with pytest.raises(ValueError, match="repeat must be at least 1"):
+        measure(Workload(call), repeat=0, trial_ms=1)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gc_is_paused_during_a_trial_and_restored_after(enabled: bool) -> None:
+    was = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was else gc.disable()
+
+
+# ----------------------------------------------------------- ratios and bars, synthetic
+
+
+def _timed(
+    name: str, ns: float, *, role: Role = "peer", messages: int = 1, nbytes: int = 0
+) -> ContenderResult:
+    timing = Timing(ns, ns * 0.99, ns * 1.01, ns * 0.98, ns * 1.02, 1000, (ns,))
+    return ContenderResult(name, role, "ok", None, "", messages, nbytes, timing)
+
+
+def _skipped(name: str) -> ContenderResult:
+    return ContenderResult(name, "peer", "skipped", f"{name} is not installed: {INSTALL_HINT}")
+
+
+def _case(*contenders: ContenderResult, bars: tuple[Bar, ...] = ()) -> CaseResult:
+    return CaseResult("codec", "synthetic", "messages", contenders, check_bars(bars, contenders))
+
+
+def test_speedup_is_peer_time_over_kaelix_time_per_message() -> None:
+    case = _case(
+        _timed("kaelix", 100, role="kaelix"),
+        _timed("msgspec", 320),
+        _timed("fast", 50),
+        _timed("batched", 1_000, messages=20),  # 50 ns per message
+        _skipped("absent"),
+    )
+    assert case.speedup("msgspec") == pytest.approx(3.2)
+    assert case.speedup("fast") == pytest.approx(0.5)
+    assert case.speedup("batched") == pytest.approx(0.5)
+    assert case.speedup("absent") is None and case.speedup("nobody") is None
+    assert format_speedup(case.speedup("msgspec")) == "kaelix 3.20\u00d7 faster"
+    assert format_speedup(case.speedup("fast")) == "kaelix 2.00\u00d7 slower"
+    assert format_speedup(None) == "\u2014"
+
+
+def test_faster_than_bar_met_missed_and_unchecked() -> None:
+    bar = Bar("\u2264 msgspec", "faster_than", peer="msgspec")
+    kaelix = _timed("kaelix", 90, role="kaelix")
+    met = check_bar(bar, [kaelix, _timed("msgspec", 174)])
+    assert met.met is True and met.detail == "kaelix 90.0 ns vs msgspec 174 ns per message"
+    tie = check_bar(bar, [kaelix, _timed("msgspec", 90)])
+    assert tie.met is True
+    missed = check_bar(bar, [kaelix, _timed("msgspec", 60)])
+    assert missed.met is False
+    unchecked = check_bar(bar, [kaelix, _skipped("msgspec")])
+    assert unchecked.met is None and unchecked.detail == "msgspec skipped, not compared"
+    failed = ContenderResult("kaelix", "kaelix", "error", "boom")
+    assert check_bar(bar, [failed, _timed("msgspec", 60)]).met is None
+
+
+def test_throughput_bars() -> None:
+    messages = Bar("\u2265 20 M msg/s", "min_messages_per_s", 20e6)
+    fast = _timed("kaelix", 400_000, role="kaelix", messages=10_000)  # 25 M msg/s
+    slow = _timed("kaelix", 600_000, role="kaelix", messages=10_000)  # 16.7 M msg/s
+    assert check_bar(messages, [fast]).met is True
+    missed = check_bar(messages, [slow])
+    assert missed.met is False and missed.detail == "kaelix 16.7 M msg/s"
+
+    gigabytes = Bar("\u2265 10 GB/s", "min_bytes_per_s", 10e9)
+    assert check_bar(gigabytes, [_timed("kaelix", 2_000, role="kaelix", nbytes=65536)]).met
+    low = check_bar(gigabytes, [_timed("kaelix", 8_000, role="kaelix", nbytes=65536)])
+    assert low.met is False and low.detail == "kaelix 8.19 GB/s"
+    assert check_bar(gigabytes, [_timed("kaelix", 8_000, role="kaelix")]).met is None
+
+
+def test_memcpy_fraction_bar_reads_the_reference_of_the_same_run() -> None:
+    bar = Bar("\u2265 40 % of memcpy", "min_memcpy_fraction", 0.4, reference="memcpy 64 MiB")
+    memcpy = CaseResult(
+        "reference",
+        "memcpy 64 MiB",
+        "bytes",
+        (_timed("numpy copyto", 1_000, role="reference", nbytes=10_000),),  # 10 GB/s
+    )
+    ring = _timed("kaelix", 1_000, role="kaelix", nbytes=5_000)  # 5 GB/s = 50 %
+    check = check_bar(bar, [ring], [memcpy])
+    assert check.met is True and "50%" in check.detail
+    assert (
+        check_bar(bar, [_timed("kaelix", 1_000, role="kaelix", nbytes=3_000)], [memcpy]).met
+        is False
+    )
+    assert check_bar(bar, [ring]).met is None
+
+
+def test_a_bar_needs_what_its_kind_compares_against() -> None:
+    with pytest.raises(ValueError, match="needs peer="):
+        Bar("\u2264 msgspec", "faster_than")
+    with pytest.raises(ValueError, match="needs reference="):
+        Bar("\u2265 40 %", "min_memcpy_fraction", 0.4)
+    with pytest.raises(ValueError, match="Bar kind must be one of"):
+        Bar("fast", "fastest")  # type: ignore[arg-type]
+
+
+def _synthetic_run() -> BenchRun:
+    design_bar = Bar("\u2265 20 M msg/s", "min_messages_per_s", 20e6)
+    case = _case(
+        _timed("kaelix", 600_000, role="kaelix", messages=10_000),
+        _timed("msgspec", 300_000, messages=10_000),
+        _skipped("pickle"),
+        bars=(design_bar,),
+    )
+    return BenchRun(
+        created="2024-01-01T00:00:00+00:00",
+        settings=Settings("quick", 5, 20.0, True, ("codec",)),
+        machine={"cpu_model": "test CPU", "peers": {"msgspec": "0.0"}},
+        reference=(),
+        results=(case,),
+    )
+
+
+def test_reports_show_a_missed_bar_ratios_and_skips() -> None:
+    result = _synthetic_run()
+    rows = case_rows(result.results[0])
+    assert rows[0].cells[4] == "bar \u2265 20 M msg/s \u2717" and rows[0].met is False
+    assert rows[1].cells[:4] == ("  kaelix", "600 \u00b5s", "2.0%", "16.7 M msg/s")
+    assert rows[2].cells[4] == "kaelix 2.00\u00d7 slower"
+    assert rows[3].cells[1] == "skipped" and INSTALL_HINT in rows[3].cells[4]
+
+    text = render_text(result)
+    assert "DESIGN.md bars: 0 met, 1 missed, 0 not checked" in text
+    assert "\u2717 codec: synthetic: bar \u2265 20 M msg/s: kaelix 16.7 M msg/s" in text
+
+    pytest.importorskip("rich")
+    stream = io.StringIO()
+    print_report(result, file=stream)
+    drawn = stream.getvalue()
+    assert "\u2717" in drawn and "kaelix 2.00\u00d7 slower" in drawn and "skipped" in drawn
+
+
+def test_plain_progress_prints_one_line_per_case() -> None:
+    stream = io.StringIO()
+    progress = PlainProgress(stream)
+    case = _synthetic_run().results[0]
+    progress(ProgressEvent("start", 0, 3))
+    progress(ProgressEvent("contender", 1, 3, "codec", "synthetic", "kaelix"))
+    progress(ProgressEvent("case", 3, 3, "codec", "synthetic", result=case))
+    assert stream.getvalue() == (
+        "[3/3] codec: synthetic: kaelix 600 \u00b5s, msgspec 300 \u00b5s, pickle skipped\n"
+    )
+
+
+def test_format_time_picks_the_unit() -> None:
+    assert [format_time(ns) for ns in (92.6, 999.9, 1_500, 2.5e6, 3e9, None)] == [
+        "92.6 ns",
+        "1.00 \u00b5s",
+        "1.50 \u00b5s",
+        "2.50 ms",
+        "3.00 s",
+        "\u2014",
+    ]
+
+
+def test_suite_config_defaults_to_quick_with_peers() -> None:
+    assert SuiteConfig() == SuiteConfig(quick=True, peers=True)
+
+
+def test_noisy_figures_are_flagged_in_the_summary() -> None:
+    steady = _timed("kaelix", 100, role="kaelix")
+    noisy_timing = Timing(100, 80, 130, 70, 150, 1000, (80.0, 100.0, 130.0))
+    noisy = ContenderResult("msgspec", "peer", "ok", None, "", 1, 0, noisy_timing)
+    result = BenchRun(
+        created="2024-01-01T00:00:00+00:00",
+        settings=Settings("quick", 3, 20.0, True, ("codec",)),
+        machine={},
+        reference=(),
+        results=(_case(steady, noisy),),
+    )
+    rows = case_rows(result.results[0])
+    assert [row.noisy for row in rows[1:]] == [False, True]
+    assert "noisy (IQR over 10% of the median" in render_text(result)
+    assert "synthetic / msgspec" in render_text(result)
+    assert "noisy" not in render_text(_synthetic_run())
+
+
+def test_without_rich_the_report_is_a_plain_aligned_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kaelix.bench._report as report
+
+    monkeypatch.setattr(report, "is_installed", lambda module: False)
+    stream = io.StringIO()
+    print_report(_synthetic_run(), file=stream)
+    assert stream.getvalue() == render_text(_synthetic_run())
+    lines = stream.getvalue().splitlines()
+    header = next(line for line in lines if line.startswith("case / contender"))
+    kaelix_row = next(line for line in lines if line.startswith("  kaelix"))
+    assert header.index("time/op") + len("time/op") == kaelix_row.index("\u00b5s") + 2
