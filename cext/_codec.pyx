@@ -78,6 +78,11 @@ class DecodeError(KaelixError, ValueError):
         frame_offset: byte offset of the start of the frame that was wrong.
     """
 
+    REASONS = ("truncated", "bad_magic", "unsupported_version", "invalid_flags",
+               "length_out_of_range", "inconsistent_sections", "checksum_mismatch",
+               "invalid_header", "trailing_data")
+    """Every reason, in the order the checks run (docs/wire-format.md)."""
+
     def __init__(self, message, reason, offset, frame_offset):
         super().__init__(message)
         self.reason = reason

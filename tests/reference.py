@@ -22,6 +22,7 @@ __all__ = [
     "FLAG_HAS_KEY",
     "LARGEST_MAX_FRAME_SIZE",
     "MAGIC",
+    "REASONS",
     "VERSION",
     "RefDecodeError",
     "align8",
@@ -36,6 +37,18 @@ __all__ = [
 ]
 
 MAGIC = b"KLXF"
+REASONS = (
+    "truncated",
+    "bad_magic",
+    "unsupported_version",
+    "invalid_flags",
+    "length_out_of_range",
+    "inconsistent_sections",
+    "checksum_mismatch",
+    "invalid_header",
+    "trailing_data",
+)
+"""Every ``DecodeError.reason``, in the order the spec checks them."""
 VERSION = 1
 FLAG_HAS_KEY = 0x01
 FIXED_HEADER_SIZE = 56

@@ -48,20 +48,7 @@ def test_decode_error_and_frame_too_large_are_distinct() -> None:
 # --------------------------------------------------------------------------------------------
 
 # The text may spell a reason as its identifier or in words ("bad_magic" or "bad magic").
-REASON_PATTERN = {
-    reason: reason.replace("_", "[_ ]")
-    for reason in (
-        "truncated",
-        "bad_magic",
-        "unsupported_version",
-        "invalid_flags",
-        "length_out_of_range",
-        "inconsistent_sections",
-        "checksum_mismatch",
-        "invalid_header",
-        "trailing_data",
-    )
-}
+REASON_PATTERN = {reason: reason.replace("_", "[_ ]") for reason in reference.REASONS}
 
 
 def names_reason(text: str, reason: str) -> bool:
@@ -215,3 +202,7 @@ def test_encode_rejects_a_non_message() -> None:
         kaelix.encode(b"payload")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         kaelix.encode_batch([WORKED_EXAMPLE, b"payload"])  # type: ignore[list-item]
+
+
+def test_decode_error_lists_the_reasons_of_the_spec() -> None:
+    assert kaelix.DecodeError.REASONS == reference.REASONS

@@ -19,6 +19,7 @@ MAX_HEADER_COUNT: Final[int]
 class KaelixError(Exception): ...
 
 class DecodeError(KaelixError, ValueError):
+    REASONS: tuple[str, ...]
     reason: str
     offset: int
     frame_offset: int
