@@ -1,5 +1,4 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-# cython: freethreading_compatible=False
 """Compiled core of kaelix: the Message type, the frame codec, the batch scanner, CRC32C.
 
 The algorithms are plain C in kx_frame.h and kx_crc32c.h; this module turns Python objects

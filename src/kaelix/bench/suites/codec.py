@@ -97,19 +97,28 @@ def _expect(condition: bool, what: str) -> None:
 # ----------------------------------------------------------------- one message, three ways
 
 
+def _one_message(
+    operation: str,
+    roundtrip: Callable[[], object],
+    encode: Callable[[], object],
+    decode: Callable[[], object],
+) -> Workload:
+    """The workload for one operation, from a contender's three prepared calls."""
+    calls = {"roundtrip": roundtrip, "encode": encode, "decode": decode}
+    return Workload(calls[operation], messages=1, nbytes=PAYLOAD_SIZE)
+
+
 def _kaelix_one(operation: str) -> Workload:
     message = kaelix_message(message_fields(1)[0])
     encode, decode = kaelix.encode, kaelix.decode
     frame = encode(message)
     _expect(decode(frame) == message, "kaelix.decode(kaelix.encode(m)) == m")
-    call: Callable[[], object]
-    if operation == "roundtrip":
-        call = lambda: decode(encode(message))  # noqa: E731
-    elif operation == "encode":
-        call = functools.partial(encode, message)
-    else:
-        call = functools.partial(decode, frame)
-    return Workload(call, messages=1, nbytes=PAYLOAD_SIZE)
+    return _one_message(
+        operation,
+        lambda: decode(encode(message)),
+        functools.partial(encode, message),
+        functools.partial(decode, frame),
+    )
 
 
 def _msgspec_one(operation: str) -> Workload:
@@ -117,19 +126,16 @@ def _msgspec_one(operation: str) -> Workload:
 
     struct_type = msgspec_struct()
     value = struct_type(*message_fields(1)[0])
-    encoder = msgspec.msgpack.Encoder()
-    decoder = msgspec.msgpack.Decoder(type=struct_type)
-    encode, decode = encoder.encode, decoder.decode
+    encode = msgspec.msgpack.Encoder().encode
+    decode = msgspec.msgpack.Decoder(type=struct_type).decode
     buffer = encode(value)
     _expect(decode(buffer) == value, "msgspec round trip")
-    call: Callable[[], object]
-    if operation == "roundtrip":
-        call = lambda: decode(encode(value))  # noqa: E731
-    elif operation == "encode":
-        call = functools.partial(encode, value)
-    else:
-        call = functools.partial(decode, buffer)
-    return Workload(call, messages=1, nbytes=PAYLOAD_SIZE)
+    return _one_message(
+        operation,
+        lambda: decode(encode(value)),
+        functools.partial(encode, value),
+        functools.partial(decode, buffer),
+    )
 
 
 def _pickle_one(operation: str) -> Workload:
@@ -137,14 +143,12 @@ def _pickle_one(operation: str) -> Workload:
     dumps, loads = pickle.dumps, pickle.loads
     buffer = dumps(value, PICKLE_PROTOCOL)
     _expect(loads(buffer) == value, "pickle round trip")
-    call: Callable[[], object]
-    if operation == "roundtrip":
-        call = lambda: loads(dumps(value, PICKLE_PROTOCOL))  # noqa: E731
-    elif operation == "encode":
-        call = functools.partial(dumps, value, PICKLE_PROTOCOL)
-    else:
-        call = functools.partial(loads, buffer)
-    return Workload(call, messages=1, nbytes=PAYLOAD_SIZE)
+    return _one_message(
+        operation,
+        lambda: loads(dumps(value, PICKLE_PROTOCOL)),
+        functools.partial(dumps, value, PICKLE_PROTOCOL),
+        functools.partial(loads, buffer),
+    )
 
 
 def _one_message_contenders(operation: str) -> tuple[Contender, ...]:
