@@ -227,12 +227,48 @@ cdef inline object _borrow(object obj, _Span *span, str what):
     return owner
 
 
-cdef inline void *_writable(object array, Py_buffer *view, Py_ssize_t need) except NULL:
-    PyObject_GetBuffer(array, view, PyBUF_WRITABLE)
-    if view.len < need:
-        PyBuffer_Release(view)
-        raise ValueError(f"column buffer holds {view.len} bytes, {need} needed")
-    return view.buf
+cdef struct _Columns:
+    # The MessageBatch columns, borrowed writable for one fill.
+    int64_t *offsets
+    uint64_t *sequence
+    uint32_t *partition
+    uint64_t *producer
+    int64_t *timestamp
+    uint32_t *checksum
+    Py_buffer views[6]
+    int held
+
+
+cdef int _columns_acquire(_Columns *c, tuple columns, Py_ssize_t n) except -1:
+    """Borrows (offsets, sequence, partition, producer_id, timestamp_ns, checksum), each with
+    room for n entries (offsets n + 1); release with _columns_release even on failure."""
+    cdef Py_ssize_t widths[6]
+    cdef void *pointers[6]
+    cdef Py_ssize_t need
+    cdef int i
+    widths[:] = [8, 8, 4, 8, 8, 4]
+    c.held = 0
+    for i in range(6):
+        PyObject_GetBuffer(columns[i], &c.views[i], PyBUF_WRITABLE)
+        c.held += 1
+        need = (n + (i == 0)) * widths[i]
+        if c.views[i].len < need:
+            raise ValueError(f"column {i} holds {c.views[i].len} bytes, {need} needed")
+        pointers[i] = c.views[i].buf
+    c.offsets = <int64_t *>pointers[0]
+    c.sequence = <uint64_t *>pointers[1]
+    c.partition = <uint32_t *>pointers[2]
+    c.producer = <uint64_t *>pointers[3]
+    c.timestamp = <int64_t *>pointers[4]
+    c.checksum = <uint32_t *>pointers[5]
+    return 0
+
+
+cdef void _columns_release(_Columns *c) noexcept:
+    cdef int i
+    for i in range(c.held):
+        PyBuffer_Release(&c.views[i])
+    c.held = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -569,14 +605,7 @@ cdef bytes _encode_many(object messages, object max_frame_size, object columns):
     cdef Message m
     cdef unsigned char *base
     cdef unsigned char *p
-    cdef Py_buffer views[6]
-    cdef int held = 0
-    cdef int64_t *offsets = NULL
-    cdef uint64_t *sequence = NULL
-    cdef uint32_t *partition = NULL
-    cdef uint64_t *producer = NULL
-    cdef int64_t *timestamp = NULL
-    cdef uint32_t *checksum = NULL
+    cdef _Columns cols
     cdef uint32_t crc
     cdef uint32_t limit = _max_frame(max_frame_size)
     for i in range(n):
@@ -586,32 +615,27 @@ cdef bytes _encode_many(object messages, object max_frame_size, object columns):
         total += size
     cdef bytes out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>total)
     base = <unsigned char *>PyBytes_AS_STRING(out)
+    cols.held = 0
     try:
         if columns is not None:
-            offsets = <int64_t *>_writable(columns[0], &views[0], (n + 1) * 8); held += 1
-            sequence = <uint64_t *>_writable(columns[1], &views[1], n * 8); held += 1
-            partition = <uint32_t *>_writable(columns[2], &views[2], n * 4); held += 1
-            producer = <uint64_t *>_writable(columns[3], &views[3], n * 8); held += 1
-            timestamp = <int64_t *>_writable(columns[4], &views[4], n * 8); held += 1
-            checksum = <uint32_t *>_writable(columns[5], &views[5], n * 4); held += 1
+            _columns_acquire(&cols, columns, n)
         p = base
         for i in range(n):
             m = <Message>items[i]
             size = _frame_size(m)
             crc = _write_frame(m, p, <uint32_t>size)
             if columns is not None:
-                offsets[i] = p - base
-                sequence[i] = m.sequence
-                partition[i] = m.partition
-                producer[i] = m.producer_id
-                timestamp[i] = m.timestamp_ns
-                checksum[i] = crc
+                cols.offsets[i] = p - base
+                cols.sequence[i] = m.sequence
+                cols.partition[i] = m.partition
+                cols.producer[i] = m.producer_id
+                cols.timestamp[i] = m.timestamp_ns
+                cols.checksum[i] = crc
             p += size
         if columns is not None:
-            offsets[n] = p - base
+            cols.offsets[n] = p - base
     finally:
-        for i in range(held):
-            PyBuffer_Release(&views[i])
+        _columns_release(&cols)
     return out
 
 
@@ -664,9 +688,7 @@ def decode_batch(buf, *, max_frame_size=DEFAULT_MAX_FRAME_SIZE):
 
 cdef kx_status _scan_frames(const unsigned char *data, size_t length, uint32_t max_frame_size,
                             Py_ssize_t *count, size_t *position, kx_error *err,
-                            int64_t *offsets, uint64_t *sequence, uint32_t *partition,
-                            uint64_t *producer, int64_t *timestamp,
-                            uint32_t *checksum) noexcept nogil:
+                            _Columns *cols) noexcept nogil:
     cdef kx_frame_info fi
     cdef kx_status status = KX_OK
     cdef size_t pos = 0
@@ -675,12 +697,12 @@ cdef kx_status _scan_frames(const unsigned char *data, size_t length, uint32_t m
         status = kx_frame_parse(data + pos, length - pos, max_frame_size, 1, &fi, err)
         if status != KX_OK:
             break
-        offsets[n] = pos
-        sequence[n] = fi.sequence
-        partition[n] = fi.partition
-        producer[n] = fi.producer_id
-        timestamp[n] = fi.timestamp_ns
-        checksum[n] = fi.crc
+        cols.offsets[n] = pos
+        cols.sequence[n] = fi.sequence
+        cols.partition[n] = fi.partition
+        cols.producer[n] = fi.producer_id
+        cols.timestamp[n] = fi.timestamp_ns
+        cols.checksum[n] = fi.crc
         n += 1
         pos += fi.frame_length
     count[0] = n
@@ -696,59 +718,48 @@ def _scan_into(buf, max_frame_size, tuple columns):
     (offsets one more). Returns the number of frames. Raises DecodeError at the first bad one.
     """
     cdef _Span span
-    cdef kx_frame_info fi
     cdef kx_error err
     cdef size_t pos = 0
     cdef Py_ssize_t n = 0, capacity
-    cdef Py_buffer views[6]
-    cdef int held = 0, i
+    cdef _Columns cols
     cdef kx_status status = KX_OK
-    cdef int64_t *offsets
-    cdef uint64_t *sequence
-    cdef uint32_t *partition
-    cdef uint64_t *producer
-    cdef int64_t *timestamp
-    cdef uint32_t *checksum
     cdef uint32_t limit = _max_frame(max_frame_size)
     owner = _borrow(buf, &span, "buf")
     capacity = span.length // KX_HEADER_SIZE
+    cols.held = 0
     try:
-        offsets = <int64_t *>_writable(columns[0], &views[0], (capacity + 1) * 8); held += 1
-        sequence = <uint64_t *>_writable(columns[1], &views[1], capacity * 8); held += 1
-        partition = <uint32_t *>_writable(columns[2], &views[2], capacity * 4); held += 1
-        producer = <uint64_t *>_writable(columns[3], &views[3], capacity * 8); held += 1
-        timestamp = <int64_t *>_writable(columns[4], &views[4], capacity * 8); held += 1
-        checksum = <uint32_t *>_writable(columns[5], &views[5], capacity * 4); held += 1
+        _columns_acquire(&cols, columns, capacity)
         if span.length >= _GIL_RELEASE_BYTES:
             with nogil:
-                status = _scan_frames(span.data, span.length, limit, &n,
-                                      &pos, &err, offsets, sequence, partition, producer,
-                                      timestamp, checksum)
+                status = _scan_frames(span.data, span.length, limit, &n, &pos, &err, &cols)
         else:
-            status = _scan_frames(span.data, span.length, limit, &n, &pos,
-                                  &err, offsets, sequence, partition, producer, timestamp,
-                                  checksum)
+            status = _scan_frames(span.data, span.length, limit, &n, &pos, &err, &cols)
         if status != KX_OK:
             _raise_decode_error(&err, pos)
-        offsets[n] = pos
+        cols.offsets[n] = pos
     finally:
-        for i in range(held):
-            PyBuffer_Release(&views[i])
+        _columns_release(&cols)
     return n
 
 
-def _decode_at(buf, Py_ssize_t offset):
-    """Decodes the frame at offset of a buffer already validated by _scan_into (the
-    checksum is not recomputed; bounds and structure still are)."""
-    cdef _Span span
-    cdef kx_frame_info fi
+cdef object _parse_validated(object buf, Py_ssize_t offset, _Span *span, kx_frame_info *fi):
+    """Parses the frame at offset of a buffer _scan_into accepted before (the checksum is not
+    recomputed; bounds and structure still are). Returns the owner of span's bytes."""
     cdef kx_error err
-    owner = _borrow(buf, &span, "buf")
+    owner = _borrow(buf, span, "buf")
     if offset < 0 or offset >= span.length:
         raise IndexError(f"frame offset {offset} is outside a {span.length}-byte buffer")
-    if kx_frame_parse(span.data + offset, span.length - offset, KX_MAX_FRAME_LIMIT, 0, &fi,
+    if kx_frame_parse(span.data + offset, span.length - offset, KX_MAX_FRAME_LIMIT, 0, fi,
                       &err) != KX_OK:
         _raise_decode_error(&err, offset)
+    return owner
+
+
+def _decode_at(buf, Py_ssize_t offset):
+    """Decodes the frame at offset of a buffer already validated by _scan_into."""
+    cdef _Span span
+    cdef kx_frame_info fi
+    owner = _parse_validated(buf, offset, &span, &fi)
     return _read_frame(span.data + offset, &fi)
 
 
@@ -756,15 +767,8 @@ def _payload_span(buf, Py_ssize_t offset):
     """(start, length) of the payload of the validated frame at offset."""
     cdef _Span span
     cdef kx_frame_info fi
-    cdef kx_error err
-    owner = _borrow(buf, &span, "buf")
-    if offset < 0 or offset >= span.length:
-        raise IndexError(f"frame offset {offset} is outside a {span.length}-byte buffer")
-    if kx_frame_parse(span.data + offset, span.length - offset, KX_MAX_FRAME_LIMIT, 0, &fi,
-                      &err) != KX_OK:
-        _raise_decode_error(&err, offset)
-    start = offset + KX_HEADER_SIZE + fi.key_length + fi.headers_length
-    return start, fi.payload_length
+    owner = _parse_validated(buf, offset, &span, &fi)
+    return offset + KX_HEADER_SIZE + fi.key_length + fi.headers_length, fi.payload_length
 
 
 # --------------------------------------------------------------------------------------------
@@ -803,11 +807,7 @@ def crc32c(data, value=0):
 
 def _crc32c_table(data, value=0):
     """crc32c with the portable table implementation, whatever the CPU has (for tests)."""
-    cdef _Span span
-    cdef uint32_t crc = _crc_value(value)
-    owner = _borrow(data, &span, "data")
-    crc = kx_crc32c_table(crc, span.data, span.length)
-    return crc
+    return _crc32c_using("table", data, value)
 
 
 _CRC_IMPLEMENTATIONS = {

@@ -37,6 +37,13 @@ _COLUMNS: tuple[tuple[str, type[np.generic]], ...] = (
 )
 
 
+def _empty_columns(count: int) -> tuple[npt.NDArray[Any], ...]:
+    """Uninitialised columns with room for ``count`` messages (``offsets`` one more)."""
+    return tuple(
+        np.empty(count + 1 if name == "_offsets" else count, dtype) for name, dtype in _COLUMNS
+    )
+
+
 def _readonly(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
     array.flags.writeable = False
     return array
@@ -115,10 +122,7 @@ class MessageBatch:
         """
         data = _frozen_bytes(buf)
         capacity = len(data) // HEADER_SIZE
-        columns = tuple(
-            np.empty(capacity + 1 if name == "_offsets" else capacity, dtype)
-            for name, dtype in _COLUMNS
-        )
+        columns = _empty_columns(capacity)
         count = _scan_into(data, max_frame_size, columns)
         if count < capacity:
             for (name, _), column in zip(_COLUMNS, columns, strict=True):
@@ -137,9 +141,7 @@ class MessageBatch:
         """
         items = messages if isinstance(messages, (list, tuple)) else list(messages)
         count = len(items)
-        columns = tuple(
-            np.empty(count + 1 if name == "_offsets" else count, dtype) for name, dtype in _COLUMNS
-        )
+        columns = _empty_columns(count)
         data = _encode_batch_columns(items, max_frame_size, columns)
         return cls._from_parts(data, columns)
 
