@@ -688,13 +688,13 @@ def decode_batch(buf, *, max_frame_size=DEFAULT_MAX_FRAME_SIZE):
 
 cdef kx_status _scan_frames(const unsigned char *data, size_t length, uint32_t max_frame_size,
                             Py_ssize_t *count, size_t *position, kx_error *err,
-                            _Columns *cols) noexcept nogil:
+                            _Columns *cols, Py_ssize_t capacity, int verify_crc) noexcept nogil:
     cdef kx_frame_info fi
     cdef kx_status status = KX_OK
     cdef size_t pos = 0
     cdef Py_ssize_t n = 0
-    while pos < length:
-        status = kx_frame_parse(data + pos, length - pos, max_frame_size, 1, &fi, err)
+    while pos < length and n != capacity:
+        status = kx_frame_parse(data + pos, length - pos, max_frame_size, verify_crc, &fi, err)
         if status != KX_OK:
             break
         cols.offsets[n] = pos
@@ -710,12 +710,15 @@ cdef kx_status _scan_frames(const unsigned char *data, size_t length, uint32_t m
     return status
 
 
-def _scan_into(buf, max_frame_size, tuple columns):
+def _scan_into(buf, max_frame_size, tuple columns, Py_ssize_t count=-1, bint verify_crc=True):
     """Validates every frame of buf in one pass and fills the batch columns.
 
     columns is (offsets, sequence, partition, producer_id, timestamp_ns, checksum): writable
-    int64/uint64/uint32/uint64/int64/uint32 arrays with room for len(buf) // 56 frames
-    (offsets one more). Returns the number of frames. Raises DecodeError at the first bad one.
+    int64/uint64/uint32/uint64/int64/uint32 arrays with room for len(buf) // 56 frames, or
+    for count frames when buf is known to hold exactly that many (offsets one more). Returns
+    the number of frames. Raises DecodeError at the first bad one. verify_crc=False skips
+    the checksums (and leaves the checksum column as the frames say) for frames checked
+    before by this process, such as the in-process ring's.
     """
     cdef _Span span
     cdef kx_error err
@@ -726,16 +729,22 @@ def _scan_into(buf, max_frame_size, tuple columns):
     cdef uint32_t limit = _max_frame(max_frame_size)
     owner = _borrow(buf, &span, "buf")
     capacity = span.length // KX_HEADER_SIZE
+    if 0 <= count < capacity:
+        capacity = count
     cols.held = 0
     try:
         _columns_acquire(&cols, columns, capacity)
         if span.length >= _GIL_RELEASE_BYTES:
             with nogil:
-                status = _scan_frames(span.data, span.length, limit, &n, &pos, &err, &cols)
+                status = _scan_frames(span.data, span.length, limit, &n, &pos, &err, &cols,
+                                      capacity if count >= 0 else -1, verify_crc)
         else:
-            status = _scan_frames(span.data, span.length, limit, &n, &pos, &err, &cols)
+            status = _scan_frames(span.data, span.length, limit, &n, &pos, &err, &cols,
+                                      capacity if count >= 0 else -1, verify_crc)
         if status != KX_OK:
             _raise_decode_error(&err, pos)
+        if pos < <size_t>span.length:
+            raise ValueError(f"buf holds more than the {count} frames announced")
         cols.offsets[n] = pos
     finally:
         _columns_release(&cols)

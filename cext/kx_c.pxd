@@ -17,9 +17,10 @@ cdef extern from "kx_crc32c.h" nogil:
 
 
 cdef extern from "kx_frame.h" nogil:
+    # 0xFFFFFFF8 does not fit a C int: a typed constant, or Cython converts it as -8.
+    const uint32_t KX_MAX_FRAME_LIMIT
     enum:
         KX_HEADER_SIZE
-        KX_MAX_FRAME_LIMIT
         KX_DEFAULT_MAX_FRAME
         KX_MAX_HEADER_NAME
         KX_MAX_HEADER_COUNT

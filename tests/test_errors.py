@@ -149,6 +149,8 @@ def test_extreme_valid_max_frame_sizes() -> None:
     empty = kaelix.Message(b"")
     frame = kaelix.encode(empty, max_frame_size=56)
     assert len(frame) == 56
+    assert kaelix.MAX_FRAME_SIZE_LIMIT == reference.LARGEST_MAX_FRAME_SIZE
+    assert kaelix.encode(empty, max_frame_size=kaelix.MAX_FRAME_SIZE_LIMIT) == frame
     assert kaelix.encode(empty, max_frame_size=4_294_967_288) == frame
     assert kaelix.decode(frame, max_frame_size=56) == empty
     assert kaelix.decode(frame, max_frame_size=4_294_967_288) == empty

@@ -19,7 +19,17 @@ from kaelix._codec import (
     encode,
     encode_batch,
 )
-from kaelix.errors import DecodeError, FrameTooLarge, KaelixError
+from kaelix._rings import Ring, SharedRing
+from kaelix.errors import (
+    DecodeError,
+    FrameTooLarge,
+    KaelixError,
+    PeerGone,
+    RingClosed,
+    RingEmpty,
+    RingError,
+    RingFull,
+)
 
 __version__ = "0.1.0"
 
@@ -35,6 +45,13 @@ __all__ = [
     "KaelixError",
     "Message",
     "MessageBatch",
+    "PeerGone",
+    "Ring",
+    "RingClosed",
+    "RingEmpty",
+    "RingError",
+    "RingFull",
+    "SharedRing",
     "__version__",
     "crc32c",
     "crc32c_implementation",

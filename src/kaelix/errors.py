@@ -7,5 +7,15 @@ re-exported here; this module imports nothing else.
 """
 
 from kaelix._codec import DecodeError, FrameTooLarge, KaelixError
+from kaelix._ring import PeerGone, RingClosed, RingEmpty, RingError, RingFull
 
-__all__ = ["DecodeError", "FrameTooLarge", "KaelixError"]
+__all__ = [
+    "DecodeError",
+    "FrameTooLarge",
+    "KaelixError",
+    "PeerGone",
+    "RingClosed",
+    "RingEmpty",
+    "RingError",
+    "RingFull",
+]

@@ -1,0 +1,1181 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, embedsignature=False
+"""Rings of kaelix frames: in process (``RingCore``) and in shared memory (``SharedRingCore``).
+
+The ring itself is C (``kx_ring.h``); this module binds it, waits (spin, yield or futex),
+watches peer processes, and maps every failure to a kaelix exception. It imports nothing of
+the kaelix package but the compiled codec (for the error base class and frame errors); the
+batch methods live in ``kaelix._rings``, which subclasses these types.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport (
+    PyBytes_AS_STRING,
+    PyBytes_CheckExact,
+    PyBytes_FromStringAndSize,
+    PyBytes_GET_SIZE,
+)
+from cpython.exc cimport PyErr_CheckSignals
+from libc.errno cimport EEXIST, ENOENT, errno
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdlib cimport free
+from libc.string cimport memset
+from posix.fcntl cimport O_CREAT, O_EXCL, O_RDWR
+from posix.mman cimport MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap, shm_open, shm_unlink
+from posix.stat cimport fchmod, fstat, struct_stat
+from posix.unistd cimport close as c_close, ftruncate, getpid
+
+from kx_c cimport (
+    KX_MAX_FRAME_LIMIT,
+    KX_OK,
+    kx_crc32c_init,
+    kx_error,
+    kx_frame_info,
+    kx_frame_parse,
+)
+from kx_ring cimport *
+
+import atexit
+import os
+import queue
+import re
+import weakref
+
+from kaelix._codec import KaelixError
+from kaelix._codec import decode as _decode
+
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void **memptr, size_t alignment, size_t size)
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()
+
+cdef extern from "<sys/mman.h>" nogil:
+    int MAP_POPULATE
+
+kx_crc32c_init()
+
+
+# ---- errors ------------------------------------------------------------------------------
+
+class RingError(KaelixError, ValueError):
+    """A ring segment or its contents are not what kaelix wrote: ``reason`` says which check
+    failed (``uninitialised``, ``bad_magic``, ``unsupported_version``, ``bad_layout``,
+    ``truncated``, ``corrupt``, ``too_many_producers``, ``too_many_consumers``)."""
+
+    REASONS = ("uninitialised", "bad_magic", "unsupported_version", "bad_layout", "truncated",
+               "corrupt", "too_many_producers", "too_many_consumers")
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.reason))
+
+
+class RingFull(KaelixError, queue.Full):
+    """A put found no room before its timeout (or at once, with ``timeout=0``)."""
+
+
+class RingEmpty(KaelixError, queue.Empty):
+    """A get found nothing before its timeout (or at once, with ``timeout=0``)."""
+
+
+class RingClosed(KaelixError, ValueError):
+    """The ring (or this handle to a shared ring) was closed."""
+
+
+class PeerGone(KaelixError, BrokenPipeError):
+    """A blocked put or get cannot finish because the processes on the other side died:
+    ``pid`` is one of them (None when they were found dead by an earlier call), ``role`` is
+    ``"producer"`` or ``"consumer"``."""
+
+    def __init__(self, message, pid, role):
+        super().__init__(message)
+        self.pid = pid
+        self.role = role
+
+    def __str__(self):
+        return self.args[0]
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.pid, self.role))
+
+
+# ---- module state ----------------------------------------------------------------------------
+
+cdef enum:
+    _SLICE_NS = 100_000_000       # longest sleep between checks of signals and peers
+    _SLEEP_SPIN_NS = 20_000       # "sleep" spins this long before it sleeps on the futex
+    _TURN_REPAIR_NS = 20_000_000  # a publish turn stuck this long looks for a dead claimant
+
+cdef uint64_t UINT64_MAX_ = 0xFFFFFFFFFFFFFFFF
+cdef uint32_t attempt_word = 0  # a futex word nobody wakes: a plain 10 ms sleep
+
+
+cdef extern from "Python.h":
+    bint PyObject_CheckBuffer(object obj)
+
+
+cdef extern from "kx_ring.h" nogil:
+    void kx_futex_wake_all(uint32_t *word, int shared)
+
+cdef enum WaitMode:
+    WAIT_SLEEP = 0
+    WAIT_SPIN = 1
+    WAIT_YIELD = 2
+
+cdef enum WaitFor:
+    FOR_DATA = 0
+    FOR_SPACE = 1
+
+_WAIT_MODES = {"sleep": WAIT_SLEEP, "spin": WAIT_SPIN, "yield": WAIT_YIELD}
+_WAIT_NAMES = {v: k for k, v in _WAIT_MODES.items()}
+_NAME_RULE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}\Z")
+_LAYOUT_REASONS = {
+    KX_LAYOUT_TRUNCATED: "truncated",
+    KX_LAYOUT_UNINITIALISED: "uninitialised",
+    KX_LAYOUT_BAD_MAGIC: "bad_magic",
+    KX_LAYOUT_VERSION: "unsupported_version",
+    KX_LAYOUT_BAD: "bad_layout",
+}
+
+# Bumped in a forked child, so that handles inherited from the parent take new slots
+# instead of acting under the parent's pid.
+cdef uint64_t _fork_generation = 0
+
+
+def _after_fork_in_child():
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+# Shared handles still open at interpreter exit are detached cleanly, so that a process that
+# ends normally is never mistaken for one that died.
+_open_handles = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_handles():
+    for handle in list(_open_handles):
+        handle.close()
+
+
+cdef bint _exit_hook_installed = False
+
+
+cdef _close_at_exit():
+    """atexit does not run in a multiprocessing child started with fork (it leaves with
+    os._exit), but multiprocessing's own finalizers do: register there too, once."""
+    global _exit_hook_installed
+    if _exit_hook_installed:
+        return
+    _exit_hook_installed = True
+    from multiprocessing import util
+    util.Finalize(None, _close_open_handles, exitpriority=0)
+
+
+cdef int _wait_mode(object wait) except -1:
+    try:
+        return _WAIT_MODES[wait]
+    except (KeyError, TypeError):
+        raise ValueError(f"wait must be 'sleep', 'spin' or 'yield', got {wait!r}") from None
+
+
+cdef int64_t _deadline(object timeout) except -2:
+    """-1 for no deadline; otherwise the monotonic clock value, in ns, to give up at."""
+    cdef double seconds
+    if timeout is None:
+        return -1
+    try:
+        seconds = timeout
+    except TypeError:
+        raise TypeError(f"timeout must be a number of seconds or None, "
+                        f"got {type(timeout).__name__}") from None
+    if seconds != seconds or seconds < 0:
+        raise ValueError(f"timeout must be >= 0 seconds or None, got {timeout!r}")
+    if seconds > 1e9:
+        return -1
+    return kx_now_ns() + <int64_t>(seconds * 1e9)
+
+
+cdef int _check_frame(const unsigned char *p, Py_ssize_t n, object frame,
+                      uint64_t capacity) except -1:
+    """Raises unless p[:n] is exactly one valid frame that can fit in the ring."""
+    cdef kx_frame_info fi
+    cdef kx_error err
+    if <uint64_t>n > capacity:
+        raise ValueError(f"a {n}-byte frame can never fit in a ring of {capacity} bytes; "
+                         f"create the ring with a capacity of at least {n}")
+    if kx_frame_parse(p, <size_t>n, KX_MAX_FRAME_LIMIT, 1, &fi, &err) != KX_OK \
+            or fi.frame_length != <uint32_t>n:
+        _decode(bytes(frame))  # raises the DecodeError that says what is wrong, and where
+        raise AssertionError("decode accepted a frame that the ring's check refused")
+    return 0
+
+
+cdef inline bint _data_ready(kx_ring *r, uint64_t cursor) noexcept nogil:
+    return KX_LOAD_ACQ(&r.h.publish) != cursor or KX_LOAD_RLX(&r.h.closed) != 0
+
+
+cdef inline bint _space_ready(kx_ring *r, uint64_t need) noexcept nogil:
+    return kx_ring_has_room(r, KX_LOAD_RLX(&r.h.claim), need) != 0 \
+        or KX_LOAD_RLX(&r.h.closed) != 0
+
+
+cdef inline bint _ready(kx_ring *r, int what, uint64_t arg) noexcept nogil:
+    if what == FOR_DATA:
+        return _data_ready(r, arg)
+    return _space_ready(r, arg)
+
+
+cdef bint _spin(kx_ring *r, int what, uint64_t arg, int mode, int64_t until,
+                const int *stop) noexcept nogil:
+    """Polls until the condition holds or *stop is set (True) or the clock passes until
+    (False)."""
+    cdef int i
+    while True:
+        for i in range(64):
+            if _ready(r, what, arg) or KX_LOAD_RLX(stop):
+                return True
+            if mode == WAIT_YIELD:
+                sched_yield()
+            else:
+                KX_PAUSE()
+        if kx_now_ns() >= until:
+            return False
+
+
+# ---- the ring --------------------------------------------------------------------------------
+
+@cython.auto_pickle(False)
+cdef class _RingCore:
+    """What the in-process and shared rings have in common: push, pop and the waits."""
+
+    cdef kx_ring r
+    cdef kx_ring_slot *prod      # this handle's producer slot (NULL until it pushes)
+    cdef kx_ring_slot *cons      # this handle's consumer slot (NULL until it pops)
+    cdef uint64_t cursor         # the consumer's position (mirrored to cons.pos)
+    cdef uint64_t consumed       # frames consumed (mirrored to cons.frames)
+    cdef uint64_t generation     # _fork_generation when the slots were taken
+    cdef int wait_mode
+    cdef bint is_shared
+    cdef bint detached
+    cdef bint start_latest
+    cdef int stop               # set by close(): waits in other threads return at once
+    cdef int busy               # calls of other threads inside a wait without the GIL
+    cdef object __weakref__
+
+    # -- roles (the shared ring overrides these; in process both are fixed at creation) --
+
+    cdef int _as_producer(self) except -1:
+        if self.detached:
+            self._raise_detached()
+        if self.prod == NULL or self.generation != _fork_generation:
+            self._join_producer()
+        return 0
+
+    cdef int _as_consumer(self) except -1:
+        if self.detached:
+            self._raise_detached()
+        if self.cons == NULL or self.generation != _fork_generation:
+            self._join_consumer()
+        return 0
+
+    cdef int _join_producer(self) except -1:
+        raise AssertionError("a ring without a producer slot")
+
+    cdef int _join_consumer(self) except -1:
+        raise AssertionError("a ring without a consumer slot")
+
+    cdef int _check_peers(self, int what) except -1:
+        return 0
+
+    cdef int _raise_detached(self) except -1:
+        raise RingClosed("this ring handle is closed")
+
+    cdef int _check_open(self) except -1:
+        if self.detached:
+            self._raise_detached()
+        return 0
+
+    # -- producing --
+
+    cdef inline int _publish(self, uint64_t start, uint64_t need, uint64_t frames) except -1:
+        cdef int64_t stuck_since
+        if kx_ring_try_publish(&self.r, self.prod, start, need, frames):
+            return 0
+        # Several producers: an earlier claim is still being written. Wait for its turn,
+        # and if it never comes, the claimant may have died: skip its claim. The claim is
+        # published even if another thread closes this handle meanwhile (the unmap waits).
+        self.busy += 1
+        with nogil:
+            stuck_since = kx_now_ns()
+            while not kx_ring_try_publish(&self.r, self.prod, start, need, frames):
+                sched_yield()
+                if kx_now_ns() - stuck_since > _TURN_REPAIR_NS:
+                    kx_ring_repair_dead_claim(&self.r)
+                    stuck_since = kx_now_ns()
+        self.busy -= 1
+        if self.detached:
+            self._finish_close()
+        return 0
+
+    cdef int _finish_close(self) except -1:
+        return 0
+
+    cdef int _push_raw(self, const unsigned char *p, uint64_t n, uint64_t frames) except -1:
+        """1 if pushed, 0 if there is no room now."""
+        cdef uint64_t start
+        if KX_LOAD_RLX(&self.r.h.closed):
+            raise RingClosed("push to a closed ring")
+        if not kx_ring_claim(&self.r, self.prod, n, &start):
+            return 0
+        kx_ring_write(&self.r, start, p, n)
+        self._publish(start, n, frames)
+        return 1
+
+    cdef int _push_object(self, object frame) except -1:
+        cdef Py_buffer view
+        cdef int pushed
+        if PyBytes_CheckExact(frame):
+            _check_frame(<const unsigned char *>PyBytes_AS_STRING(frame),
+                         PyBytes_GET_SIZE(frame), frame, self.r.capacity)
+            self._as_producer()
+            return self._push_raw(<const unsigned char *>PyBytes_AS_STRING(frame),
+                                  <uint64_t>PyBytes_GET_SIZE(frame), 1)
+        if isinstance(frame, str) or not PyObject_CheckBuffer(frame):
+            raise TypeError(f"a frame must be bytes-like (bytes, bytearray, memoryview), "
+                            f"got {type(frame).__name__}")
+        PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
+        try:
+            _check_frame(<const unsigned char *>view.buf, view.len, frame, self.r.capacity)
+            self._as_producer()
+            pushed = self._push_raw(<const unsigned char *>view.buf, <uint64_t>view.len, 1)
+        finally:
+            PyBuffer_Release(&view)
+        return pushed
+
+    def push(self, frame):
+        """Appends one frame if it fits now. Returns False (and writes nothing) when the
+        ring has no room for it.
+
+        Raises:
+            DecodeError: frame is not exactly one valid kaelix frame.
+            ValueError: the frame is larger than the ring's capacity.
+            RingClosed: the ring (or this handle) is closed.
+        """
+        return self._push_object(frame) == 1
+
+    def put(self, frame, timeout=None):
+        """Appends one frame, waiting for room up to timeout seconds (None: as long as it
+        takes; 0: not at all).
+
+        Raises:
+            RingFull: still no room when the timeout expired.
+            PeerGone: the consumer the ring waits for died (shared rings).
+            RingClosed, DecodeError, ValueError: as ``push``.
+        """
+        cdef int64_t deadline = _deadline(timeout)
+        cdef Py_ssize_t size
+        while True:
+            if self._push_object(frame):
+                return None
+            size = len(memoryview(frame)) if not PyBytes_CheckExact(frame) \
+                else PyBytes_GET_SIZE(frame)
+            self._wait(FOR_SPACE, <uint64_t>size, deadline)
+
+    cdef int _push_span(self, const unsigned char *p, const int64_t *offsets, Py_ssize_t count,
+                        bint wait, int64_t deadline) except -1:
+        """Pushes the longest prefix of count validated frames that fits (all of them, waiting
+        for room, when wait). Returns how many."""
+        cdef Py_ssize_t lo, hi, mid, done = 0
+        cdef uint64_t room, start, claim
+        self._as_producer()
+        while done < count:
+            if KX_LOAD_RLX(&self.r.h.closed):
+                raise RingClosed("push to a closed ring")
+            claim = KX_LOAD_RLX(&self.r.h.claim)
+            kx_ring_has_room(&self.r, claim, self.r.capacity + 1)  # refresh the gate
+            room = self.r.capacity - (claim - self.r.gate_cache)
+            # The most frames after `done` whose bytes fit in room (binary search).
+            lo = done
+            hi = count
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if <uint64_t>(offsets[mid] - offsets[done]) <= room:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            if lo > done and kx_ring_claim(&self.r, self.prod,
+                                           <uint64_t>(offsets[lo] - offsets[done]), &start):
+                kx_ring_write(&self.r, start, p + offsets[done] - offsets[0],
+                              <uint64_t>(offsets[lo] - offsets[done]))
+                self._publish(start, <uint64_t>(offsets[lo] - offsets[done]),
+                              <uint64_t>(lo - done))
+                done = lo
+                continue
+            if not wait:
+                break
+            self._wait(FOR_SPACE, <uint64_t>(offsets[done + 1] - offsets[done]), deadline)
+        return done
+
+    def _push_frames(self, buf, const int64_t[::1] offsets, bint wait=False, timeout=None):
+        """Pushes frames buf[offsets[i] - offsets[0]:offsets[i + 1] - offsets[0]] (already
+        validated, e.g. a MessageBatch's), the longest prefix that fits or, with wait, all of
+        them. Returns how many were pushed."""
+        cdef Py_buffer view
+        cdef Py_ssize_t count = offsets.shape[0] - 1
+        cdef int64_t deadline = _deadline(timeout)
+        cdef Py_ssize_t i
+        if count <= 0:
+            self._check_open()
+            return 0
+        for i in range(count):
+            if <uint64_t>(offsets[i + 1] - offsets[i]) > self.r.capacity:
+                raise ValueError(f"frame {i} is {offsets[i + 1] - offsets[i]} bytes, larger "
+                                 f"than the ring's capacity of {self.r.capacity} bytes")
+        PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+        try:
+            if view.len < offsets[count] - offsets[0]:
+                raise ValueError("the offsets reach past the end of the buffer")
+            return self._push_span(<const unsigned char *>view.buf, &offsets[0], count, wait,
+                                   deadline)
+        finally:
+            PyBuffer_Release(&view)
+
+    def _abandon_claim(self, nbytes):
+        """Test hook: claims nbytes (a multiple of 8), writes the first half of them and
+        never publishes, exactly as a producer killed in the middle of a write leaves the
+        ring. Returns False when there is no room. Only for tests of that case."""
+        cdef uint64_t start, n = nbytes
+        cdef bytes half
+        if n < 8 or n % 8 or n > self.r.capacity:
+            raise ValueError(f"nbytes must be a multiple of 8 from 8 to {self.r.capacity}")
+        self._as_producer()
+        if not kx_ring_claim(&self.r, self.prod, n, &start):
+            return False
+        half = b"KLXF" + b"\xee" * <Py_ssize_t>(n // 2 - 4)
+        kx_ring_write(&self.r, start, PyBytes_AS_STRING(half), n // 2)
+        return True
+
+    # -- consuming --
+
+    cdef inline int _advance(self, uint64_t cursor, uint64_t frames) except -1:
+        self.cursor = cursor
+        self.consumed += frames
+        KX_STORE_RLX(&self.cons.frames, self.consumed)
+        KX_STORE_REL(&self.cons.pos, cursor)
+        kx_ring_notify(&self.r, &self.r.h.space_seq, &self.r.h.space_waiters)
+        return 0
+
+    cdef int _corrupt(self, uint64_t at) except -1:
+        raise RingError(f"the ring holds a malformed record at byte position {at}: it was not "
+                        f"written by kaelix, or a process wrote into the segment directly",
+                        "corrupt")
+
+    cdef object _take(self, bint consume):
+        """The next frame as bytes (consumed when consume), or None when there is none."""
+        cdef uint64_t cur, length = 0
+        cdef kx_ring_status st
+        cdef bytes out
+        self._as_consumer()
+        cur = self.cursor
+        st = kx_ring_next_frame(&self.r, &cur, KX_LOAD_ACQ(&self.r.h.publish), &length)
+        if st == KX_RING_EMPTY:
+            if cur != self.cursor:
+                self._advance(cur, 0)
+            return None
+        if st != KX_RING_OK:
+            self._corrupt(cur)
+        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>length)
+        kx_ring_read(&self.r, cur, PyBytes_AS_STRING(out), length)
+        if consume:
+            self._advance(cur + length, 1)
+        elif cur != self.cursor:
+            self._advance(cur, 0)
+        return out
+
+    def pop(self):
+        """Removes and returns the next frame as ``bytes``, or None when there is none."""
+        return self._take(True)
+
+    def peek(self):
+        """The next frame as ``bytes`` without removing it, or None when there is none."""
+        return self._take(False)
+
+    def get(self, timeout=None):
+        """Removes and returns the next frame, waiting up to timeout seconds for one (None:
+        as long as it takes; 0: not at all).
+
+        Raises:
+            RingEmpty: nothing arrived before the timeout.
+            RingClosed: the ring is closed and drained.
+            PeerGone: every producer of a shared ring died, and it is drained.
+        """
+        cdef int64_t deadline = _deadline(timeout)
+        while True:
+            out = self._take(True)
+            if out is not None:
+                return out
+            self._wait(FOR_DATA, self.cursor, deadline)
+
+    def _pop_frames(self, max_messages, max_bytes, bint wait=False, timeout=None):
+        """Removes up to max_messages frames (None: no limit) totalling at most max_bytes
+        (None: no limit; the first frame is always taken whole). Returns (frames laid end to
+        end as bytes, count). With wait, waits up to timeout for the first frame."""
+        cdef uint64_t limit_messages = UINT64_MAX_ if max_messages is None \
+            else _positive(max_messages, "max_messages")
+        cdef uint64_t limit_bytes = UINT64_MAX_ if max_bytes is None \
+            else _positive(max_bytes, "max_bytes")
+        cdef int64_t deadline = _deadline(timeout)
+        cdef uint64_t cur, count = 0, span = 0, written
+        cdef int has_skips = 0
+        cdef kx_ring_status st
+        cdef bytes out
+        while True:
+            self._as_consumer()
+            cur = self.cursor
+            st = kx_ring_span(&self.r, &cur, KX_LOAD_ACQ(&self.r.h.publish), limit_messages,
+                              limit_bytes, &count, &span, &has_skips)
+            if st == KX_RING_OK:
+                break
+            if st != KX_RING_EMPTY:
+                self._corrupt(cur)
+            if cur != self.cursor:
+                self._advance(cur, 0)
+            if not wait:
+                return b"", 0
+            self._wait(FOR_DATA, self.cursor, deadline)
+        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>span)
+        written = kx_ring_gather(&self.r, cur, span, <unsigned char *>PyBytes_AS_STRING(out),
+                                 has_skips)
+        self._advance(cur + span, count)
+        if written != span:
+            out = out[:written]
+        return out, count
+
+    # -- waiting --
+
+    cdef int _wait(self, int what, uint64_t arg, int64_t deadline) except -1:
+        """Returns once the condition may hold (the caller retries); raises on timeout,
+        closed, or dead peers."""
+        cdef int64_t now = kx_now_ns(), until, spin_until
+        cdef uint32_t *seq
+        cdef uint32_t *waiters
+        cdef uint32_t seen
+        cdef bint ready
+        cdef int mode = self.wait_mode
+        self._check_open()
+        if KX_LOAD_RLX(&self.r.h.closed):
+            self._closed_while_waiting(what)
+        if deadline >= 0 and now >= deadline:
+            self._timed_out(what)
+        if what == FOR_DATA:
+            seq = &self.r.h.data_seq
+            waiters = &self.r.h.data_waiters
+        else:
+            seq = &self.r.h.space_seq
+            waiters = &self.r.h.space_waiters
+        until = now + _SLICE_NS
+        if deadline >= 0 and deadline < until:
+            until = deadline
+        # From here to busy -= 1 nothing may raise: another thread's close() waits for it.
+        self.busy += 1
+        if mode == WAIT_SLEEP:
+            spin_until = now + _SLEEP_SPIN_NS
+            if spin_until > until:
+                spin_until = until
+            with nogil:
+                ready = _spin(&self.r, what, arg, WAIT_SPIN, spin_until, &self.stop)
+            if not ready:
+                # Announce the sleep, then look once more: a waker that stored its change
+                # before our count went up is seen by this look; one after it sees the count.
+                seen = <uint32_t>KX_LOAD_ACQ(seq)
+                __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST)
+                ready = _ready(&self.r, what, arg) or self.stop
+                if not ready:
+                    with nogil:
+                        kx_futex_wait(seq, seen, until - kx_now_ns(), self.r.shared)
+                __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST)
+        else:
+            with nogil:
+                ready = _spin(&self.r, what, arg, mode, until, &self.stop)
+        self.busy -= 1
+        if self.detached:
+            self._finish_close()
+            self._raise_detached()
+        PyErr_CheckSignals()
+        if KX_LOAD_RLX(&self.r.h.closed):
+            self._closed_while_waiting(what)
+        if ready or _ready(&self.r, what, arg):
+            return 0
+        if deadline >= 0 and kx_now_ns() >= deadline:
+            self._timed_out(what)
+        self._check_peers(what)
+        return 0
+
+    cdef int _timed_out(self, int what) except -1:
+        if what == FOR_DATA:
+            raise RingEmpty("no frame arrived before the timeout")
+        raise RingFull(f"no room for the frame before the timeout ({self.free_bytes} of "
+                       f"{self.r.capacity} bytes free)")
+
+    cdef int _closed_while_waiting(self, int what) except -1:
+        if what == FOR_DATA:
+            if KX_LOAD_ACQ(&self.r.h.publish) == self.cursor:
+                raise RingClosed("the ring is closed and drained")
+            return 0
+        raise RingClosed("push to a closed ring")
+
+    # -- state --
+
+    @property
+    def capacity(self):
+        """Bytes the ring holds (a power of two)."""
+        return self.r.capacity
+
+    @property
+    def free_bytes(self):
+        """Bytes a producer could write now without waiting."""
+        cdef uint64_t gate, used
+        self._check_open()
+        gate = kx_ring_gate(&self.r, NULL)
+        used = KX_LOAD_ACQ(&self.r.h.claim) - gate
+        return 0 if used > self.r.capacity else self.r.capacity - used
+
+    def __len__(self):
+        cdef uint64_t frames = 0
+        cdef uint64_t published
+        self._check_open()
+        published = KX_LOAD_ACQ(&self.r.h.frames_published)
+        if self.cons != NULL and self.generation == _fork_generation:
+            frames = self.consumed
+        else:
+            kx_ring_gate(&self.r, &frames)
+        return <Py_ssize_t>(published - frames) if published > frames else 0
+
+    def __bool__(self):
+        return len(self) > 0
+
+    def clear(self):
+        """Drops every frame waiting for this consumer."""
+        cdef uint64_t published, frames
+        self._as_consumer()
+        while True:
+            published = KX_LOAD_ACQ(&self.r.h.publish)
+            frames = KX_LOAD_ACQ(&self.r.h.frames_published)
+            if KX_LOAD_ACQ(&self.r.h.publish) == published:
+                break
+        self.consumed = frames
+        self._advance(published, 0)
+
+
+cdef uint64_t _positive(object value, str name) except 0:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return min(value, UINT64_MAX_)
+
+
+cdef uint64_t _capacity(object capacity) except 0:
+    if not isinstance(capacity, int) or isinstance(capacity, bool):
+        raise TypeError(f"capacity must be an int (bytes), got {type(capacity).__name__}")
+    if capacity < 1 or capacity > KX_RING_MAX_CAPACITY:
+        raise ValueError(f"capacity must be between 1 and {KX_RING_MAX_CAPACITY} bytes, "
+                         f"got {capacity}")
+    return kx_ring_round_capacity(<uint64_t>capacity)
+
+
+@cython.auto_pickle(False)
+cdef class RingCore(_RingCore):
+    """The in-process ring. Memory from the heap; one producer slot and one consumer slot,
+    shared by every thread (operations hold the GIL, so they never interleave)."""
+
+    cdef void *mem
+
+    def __init__(self, capacity):
+        cdef uint64_t cap = _capacity(capacity)
+        cdef uint64_t header = kx_ring_header_size(1, 1)
+        cdef void *mem = NULL
+        if self.mem != NULL:
+            raise TypeError("Ring.__init__ called twice")
+        if posix_memalign(&mem, 4096, header + cap) != 0:
+            raise MemoryError(f"cannot allocate a ring of {cap} bytes")
+        memset(mem, 0, header)
+        kx_ring_format(mem, cap, 1, 1, 0)
+        kx_ring_bind(&self.r, mem)
+        self.mem = mem
+        self.prod = kx_ring_producer_slot(&self.r, 0)
+        self.cons = kx_ring_consumer_slot(&self.r, 0)
+        self.prod.state = KX_SLOT_ACTIVE
+        self.cons.state = KX_SLOT_ACTIVE
+        self.generation = _fork_generation
+        self.wait_mode = WAIT_SLEEP
+
+    def __dealloc__(self):
+        if self.mem != NULL:
+            free(self.mem)
+            self.mem = NULL
+
+    cdef int _as_producer(self) except -1:
+        if self.mem == NULL:
+            raise RingClosed("Ring.__init__ was not called")
+        return 0
+
+    cdef int _as_consumer(self) except -1:
+        if self.mem == NULL:
+            raise RingClosed("Ring.__init__ was not called")
+        return 0
+
+    cdef int _check_open(self) except -1:
+        if self.mem == NULL:
+            raise RingClosed("Ring.__init__ was not called")
+        return 0
+
+    def __len__(self):
+        self._check_open()
+        return <Py_ssize_t>(self.r.h.frames_published - self.consumed)
+
+    def close(self):
+        """No more frames: push and put raise ``RingClosed`` from now on; what is in the ring
+        can still be popped, and then get raises ``RingClosed`` instead of waiting. Wakes
+        every thread waiting in get or put. Closing twice is harmless."""
+        self._check_open()
+        KX_STORE_REL(&self.r.h.closed, 1)
+        __atomic_fetch_add(&self.r.h.data_seq, 1, __ATOMIC_SEQ_CST)
+        __atomic_fetch_add(&self.r.h.space_seq, 1, __ATOMIC_SEQ_CST)
+        kx_futex_wake_all(&self.r.h.data_seq, 0)
+        kx_futex_wake_all(&self.r.h.space_seq, 0)
+
+    @property
+    def closed(self):
+        """True once ``close()`` was called."""
+        return self.mem != NULL and KX_LOAD_ACQ(&self.r.h.closed) != 0
+
+    def __repr__(self):
+        if self.mem == NULL:
+            return f"<{type(self).__name__} (uninitialised)>"
+        state = " closed" if self.closed else ""
+        return (f"<{type(self).__name__} capacity={self.r.capacity} frames={len(self)} "
+                f"free_bytes={self.free_bytes}{state}>")
+
+
+# ---- shared memory ---------------------------------------------------------------------------
+
+cdef int _check_name(object name) except -1:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    if not _NAME_RULE.match(name):
+        raise ValueError(f"ring name {name!r} is not allowed: use 1 to 200 letters, digits, "
+                         f"'.', '_' or '-', not starting with '.' or '-'")
+    return 0
+
+
+cdef class SharedRingCore(_RingCore):
+    """A ring in a POSIX shared-memory segment (``/dev/shm/NAME``), shared by processes."""
+
+    cdef void *mem
+    cdef uint64_t mem_size
+    cdef readonly str name
+    cdef bint owner
+    cdef uint32_t creator_pid
+    cdef uint32_t pid
+
+    @classmethod
+    def _create(cls, name, capacity, max_producers, max_consumers, wait):
+        cdef SharedRingCore self
+        cdef uint64_t cap = _capacity(capacity)
+        cdef int mode = _wait_mode(wait)
+        cdef uint32_t np_ = _slots(max_producers, "max_producers")
+        cdef uint32_t nc = _slots(max_consumers, "max_consumers")
+        cdef uint64_t size = kx_ring_header_size(np_, nc) + cap
+        cdef int fd
+        cdef void *mem
+        _check_name(name)
+        path = ("/" + name).encode()
+        fd = shm_open(path, O_CREAT | O_EXCL | O_RDWR, 0o600)
+        if fd < 0:
+            _raise_os_error(errno, name)
+        try:
+            if fchmod(fd, 0o600) != 0 or ftruncate(fd, <long>size) != 0:
+                err = errno
+                shm_unlink(path)
+                _raise_os_error(err, name)
+            mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0)
+            if mem == MAP_FAILED:
+                err = errno
+                shm_unlink(path)
+                _raise_os_error(err, name)
+        finally:
+            c_close(fd)
+        kx_ring_format(mem, cap, np_, nc, 1)
+        self = cls.__new__(cls)
+        self._bind(mem, size, name, mode)
+        self.owner = True
+        self.creator_pid = <uint32_t>getpid()
+        return self
+
+    @classmethod
+    def _attach(cls, name, wait, start):
+        cdef SharedRingCore self
+        cdef int mode = _wait_mode(wait)
+        cdef struct_stat st
+        cdef int fd, attempt
+        cdef kx_layout_status status = KX_LAYOUT_UNINITIALISED
+        cdef void *mem = NULL
+        cdef uint64_t size = 0
+        _check_name(name)
+        if start not in ("earliest", "latest"):
+            raise ValueError(f"start must be 'earliest' or 'latest', got {start!r}")
+        path = ("/" + name).encode()
+        fd = shm_open(path, O_RDWR, 0)
+        if fd < 0:
+            _raise_os_error(errno, name)
+        try:
+            # A segment that is being created may still be zeros: give its creator a moment.
+            for attempt in range(50):
+                if fstat(fd, &st) != 0:
+                    _raise_os_error(errno, name)
+                size = <uint64_t>st.st_size
+                if size < 4096:
+                    status = KX_LAYOUT_TRUNCATED if size else KX_LAYOUT_UNINITIALISED
+                else:
+                    mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                    if mem == MAP_FAILED:
+                        _raise_os_error(errno, name)
+                    status = kx_ring_check(mem, size)
+                    if status != KX_LAYOUT_OK:
+                        munmap(mem, size)
+                        mem = NULL
+                if status != KX_LAYOUT_UNINITIALISED:
+                    break
+                with nogil:
+                    kx_futex_wait(&attempt_word, 0, 10_000_000, 0)
+        finally:
+            c_close(fd)
+        if status != KX_LAYOUT_OK:
+            reason = _LAYOUT_REASONS[status]
+            raise RingError(f"cannot attach to ring {name!r}: {_LAYOUT_TEXT[reason]} "
+                            f"({size}-byte segment)", reason)
+        self = cls.__new__(cls)
+        self._bind(mem, size, name, mode)
+        self.start_latest = start == "latest"
+        return self
+
+    cdef _bind(self, void *mem, uint64_t size, str name, int mode):
+        kx_ring_bind(&self.r, mem)
+        self.mem = mem
+        self.mem_size = size
+        self.name = name
+        self.wait_mode = mode
+        self.is_shared = True
+        self.generation = _fork_generation
+        _open_handles.add(self)
+        _close_at_exit()
+
+    # -- roles --
+
+    cdef inline uint32_t _me(self):
+        self.pid = <uint32_t>getpid()
+        return self.pid
+
+    cdef kx_ring_slot *_take_slot(self, kx_ring_slot *first, uint32_t count, bint producer):
+        cdef uint32_t i, expected
+        cdef kx_ring_slot *s
+        for i in range(count):
+            s = &first[i]
+            expected = KX_SLOT_FREE
+            if __atomic_compare_exchange_n(&s.state, &expected, KX_SLOT_JOINING, 0,
+                                           __ATOMIC_SEQ_CST, __ATOMIC_RELAXED):
+                s.pid = self._me()
+                s.start_time = kx_process_start_time(s.pid)
+                s.end = 0
+                return s
+        return NULL
+
+    cdef int _forget_inherited_roles(self) except -1:
+        # A forked child: the slots belong to the parent's pid; take our own.
+        if self.generation != _fork_generation:
+            self.prod = NULL
+            self.cons = NULL
+            self.generation = _fork_generation
+        return 0
+
+    cdef kx_ring_slot *_role_slot(self, bint producer) except NULL:
+        """Takes a free producer or consumer slot (freeing dead processes' slots if there is
+        none), marked JOINING; raises RingError when every slot is in use."""
+        cdef kx_ring_slot *first = kx_ring_producer_slot(&self.r, 0) if producer \
+            else kx_ring_consumer_slot(&self.r, 0)
+        cdef uint32_t count = self.r.h.max_producers if producer else self.r.h.max_consumers
+        cdef kx_ring_slot *s = self._take_slot(first, count, producer)
+        if s == NULL:
+            self._reap(producer, False)
+            s = self._take_slot(first, count, producer)
+        if s == NULL:
+            role = "producer" if producer else "consumer"
+            raise RingError(f"ring {self.name!r} already has its {count} {role}(s); create it "
+                            f"with a larger max_{role}s", f"too_many_{role}s")
+        return s
+
+    cdef int _join_producer(self) except -1:
+        cdef kx_ring_slot *s
+        self._forget_inherited_roles()
+        if self.prod != NULL:
+            return 0
+        s = self._role_slot(True)
+        KX_STORE_REL(&s.state, KX_SLOT_ACTIVE)
+        __atomic_fetch_add(&self.r.h.producers_seen, 1, __ATOMIC_SEQ_CST)
+        KX_STORE_REL(&self.r.h.orphan_producers, 0)
+        self.prod = s
+        return 0
+
+    cdef int _join_consumer(self) except -1:
+        cdef kx_ring_slot *s
+        cdef uint64_t start, frames, published
+        self._forget_inherited_roles()
+        if self.cons != NULL:
+            return 0
+        s = self._role_slot(False)
+        if self.start_latest:
+            while True:
+                start = KX_LOAD_ACQ(&self.r.h.publish)
+                frames = KX_LOAD_ACQ(&self.r.h.frames_published)
+                if KX_LOAD_ACQ(&self.r.h.publish) == start:
+                    break
+        else:
+            start = kx_ring_gate(&self.r, &frames)
+        s.pos = start
+        s.frames = frames
+        KX_STORE_REL(&s.state, KX_SLOT_ACTIVE)
+        # A producer that computed its gate before we became active may already have
+        # claimed past start + capacity; then what we would read is being overwritten.
+        if KX_LOAD_ACQ(&self.r.h.claim) - start > self.r.capacity:
+            while True:
+                start = KX_LOAD_ACQ(&self.r.h.publish)
+                frames = KX_LOAD_ACQ(&self.r.h.frames_published)
+                if KX_LOAD_ACQ(&self.r.h.publish) == start:
+                    break
+            s.frames = frames
+            KX_STORE_REL(&s.pos, start)
+        KX_STORE_REL(&self.r.h.orphan_consumers, 0)
+        self.cons = s
+        self.cursor = start
+        self.consumed = frames
+        return 0
+
+    cdef int _release_consumer_slot(self, kx_ring_slot *s, bint died) except -1:
+        """Frees a consumer slot; when it was the last active consumer its position becomes
+        the floor, where the next consumer starts."""
+        cdef uint64_t pos = KX_LOAD_ACQ(&s.pos), frames = KX_LOAD_RLX(&s.frames)
+        cdef uint32_t i, others = 0
+        for i in range(self.r.h.max_consumers):
+            if &kx_ring_consumer_slot(&self.r, i)[0] != s and \
+                    KX_LOAD_ACQ(&kx_ring_consumer_slot(&self.r, i).state) == KX_SLOT_ACTIVE:
+                others += 1
+        if others == 0 and pos > KX_LOAD_ACQ(&self.r.h.floor):
+            KX_STORE_RLX(&self.r.h.floor_frames, frames)
+            KX_STORE_REL(&self.r.h.floor, pos)
+        if died:
+            __atomic_fetch_add(&self.r.h.consumers_lost, 1, __ATOMIC_SEQ_CST)
+            if others == 0:
+                KX_STORE_REL(&self.r.h.orphan_consumers, 1)
+        KX_STORE_REL(&s.state, KX_SLOT_FREE)
+        kx_ring_notify(&self.r, &self.r.h.space_seq, &self.r.h.space_waiters)
+        return 0
+
+    cdef object _reap(self, bint producers, bint only_gating):
+        """Frees the slots of dead processes (producers or consumers). Returns
+        (pids found dead, live ones left)."""
+        cdef uint32_t i, n
+        cdef kx_ring_slot *s
+        cdef uint32_t expected
+        cdef uint64_t gate = 0
+        dead = []
+        live = 0
+        n = self.r.h.max_producers if producers else self.r.h.max_consumers
+        if only_gating:
+            gate = kx_ring_gate(&self.r, NULL)
+        for i in range(n):
+            s = kx_ring_producer_slot(&self.r, i) if producers \
+                else kx_ring_consumer_slot(&self.r, i)
+            if KX_LOAD_ACQ(&s.state) != KX_SLOT_ACTIVE:
+                continue
+            if kx_slot_alive(s):
+                live += 1
+                continue
+            if producers:
+                if self.r.h.max_producers == 1:
+                    # The only producer died, perhaps mid-write: drop its unpublished claim.
+                    KX_STORE_REL(&self.r.h.claim, KX_LOAD_ACQ(&self.r.h.publish))
+                elif KX_LOAD_ACQ(&s.end) != 0:
+                    if KX_LOAD_RLX(&s.pos) == KX_LOAD_ACQ(&self.r.h.publish):
+                        kx_ring_repair_dead_claim(&self.r)
+                        dead.append(s.pid)
+                        continue
+                    continue  # a later claim; whoever waits behind it repairs it
+                expected = KX_SLOT_ACTIVE
+                if __atomic_compare_exchange_n(&s.state, &expected, KX_SLOT_REAPING, 0,
+                                               __ATOMIC_SEQ_CST, __ATOMIC_RELAXED):
+                    __atomic_fetch_add(&self.r.h.producers_lost, 1, __ATOMIC_SEQ_CST)
+                    KX_STORE_REL(&s.state, KX_SLOT_FREE)
+                    dead.append(s.pid)
+            else:
+                if only_gating and KX_LOAD_ACQ(&s.pos) != gate:
+                    live += 1
+                    continue
+                expected = KX_SLOT_ACTIVE
+                if __atomic_compare_exchange_n(&s.state, &expected, KX_SLOT_REAPING, 0,
+                                               __ATOMIC_SEQ_CST, __ATOMIC_RELAXED):
+                    dead.append(s.pid)
+                    self._release_consumer_slot(s, True)
+        return dead, live
+
+    cdef int _check_peers(self, int what) except -1:
+        cdef uint32_t i
+        if what == FOR_DATA:
+            dead, live = self._reap(True, False)
+            if live:
+                return 0
+            for i in range(self.r.h.max_producers):
+                if KX_LOAD_ACQ(&kx_ring_producer_slot(&self.r, i).state) == KX_SLOT_ACTIVE:
+                    return 0  # a dead producer's claim still waits to be skipped
+            if dead:
+                KX_STORE_REL(&self.r.h.orphan_producers, 1)
+                raise PeerGone(f"every producer of ring {self.name!r} has died (pid "
+                               f"{dead[0]} found dead) and the ring is drained",
+                               dead[0], "producer")
+            if KX_LOAD_ACQ(&self.r.h.orphan_producers):
+                raise PeerGone(f"every producer of ring {self.name!r} has died and the ring "
+                               f"is drained", None, "producer")
+            return 0
+        dead, live = self._reap(False, True)
+        if dead:
+            raise PeerGone(f"consumer process {dead[0]} of ring {self.name!r} died while the "
+                           f"ring was full; its cursor was released", dead[0], "consumer")
+        if live == 0 and KX_LOAD_ACQ(&self.r.h.orphan_consumers):
+            for i in range(self.r.h.max_consumers):
+                if KX_LOAD_ACQ(&kx_ring_consumer_slot(&self.r, i).state) == KX_SLOT_ACTIVE:
+                    return 0
+            raise PeerGone(f"the consumers of ring {self.name!r} died and the ring is full",
+                           None, "consumer")
+        return 0
+
+    # -- lifetime --
+
+    cdef int _raise_detached(self) except -1:
+        raise RingClosed(f"this handle to ring {self.name!r} is closed")
+
+    def close(self):
+        """Detaches this handle: gives back its producer and consumer slots (a consumer's
+        position is kept for the next consumer when it was the last) and unmaps the segment.
+        Using the handle afterwards raises ``RingClosed``. Closing twice is harmless."""
+        if self.detached or self.mem == NULL:
+            self.detached = True
+            return None
+        if self.generation == _fork_generation:
+            if self.prod != NULL:
+                KX_STORE_REL(&self.prod.state, KX_SLOT_FREE)
+            if self.cons != NULL:
+                self._release_consumer_slot(self.cons, False)
+        self.prod = NULL
+        self.cons = NULL
+        self.detached = True
+        # Wake this handle's calls waiting in other threads; they raise RingClosed, and the
+        # last one out unmaps (waiters of other handles wake too, look, and sleep again).
+        KX_STORE_REL(&self.stop, 1)
+        __atomic_fetch_add(&self.r.h.data_seq, 1, __ATOMIC_SEQ_CST)
+        __atomic_fetch_add(&self.r.h.space_seq, 1, __ATOMIC_SEQ_CST)
+        kx_futex_wake_all(&self.r.h.data_seq, 1)
+        kx_futex_wake_all(&self.r.h.space_seq, 1)
+        _open_handles.discard(self)
+        self._finish_close()
+
+    cdef int _finish_close(self) except -1:
+        if self.busy == 0 and self.mem != NULL:
+            munmap(self.mem, self.mem_size)
+            self.mem = NULL
+        return 0
+
+    def unlink(self):
+        """Removes the segment's name, so no new process can attach; processes attached keep
+        their mapping until they close. Unlinking twice is harmless."""
+        path = ("/" + self.name).encode()
+        if shm_unlink(path) != 0 and errno != ENOENT:
+            _raise_os_error(errno, self.name)
+
+    @property
+    def closed(self):
+        """True once this handle was closed."""
+        return self.detached
+
+    @property
+    def wait(self):
+        """The wait strategy: ``"sleep"``, ``"spin"`` or ``"yield"``."""
+        return _WAIT_NAMES[self.wait_mode]
+
+    @property
+    def _owner(self):
+        # A forked child inherits the creator's handle but not its ownership.
+        return self.owner and self.generation == _fork_generation and self.prod_pid_ok()
+
+    cdef bint prod_pid_ok(self):
+        return self.creator_pid == <uint32_t>getpid()
+
+    @property
+    def max_producers(self):
+        return self.r.h.max_producers if not self.detached else 0
+
+    @property
+    def max_consumers(self):
+        return self.r.h.max_consumers if not self.detached else 0
+
+    def __dealloc__(self):
+        if self.mem != NULL:
+            if self.generation == _fork_generation:
+                if self.prod != NULL:
+                    KX_STORE_REL(&self.prod.state, KX_SLOT_FREE)
+                if self.cons != NULL:
+                    try:
+                        self._release_consumer_slot(self.cons, False)
+                    except BaseException:
+                        pass
+            munmap(self.mem, self.mem_size)
+            self.mem = NULL
+
+    def __repr__(self):
+        if self.detached:
+            return f"<{type(self).__name__} {self.name!r} closed>"
+        return (f"<{type(self).__name__} {self.name!r} capacity={self.r.capacity} "
+                f"free_bytes={self.free_bytes} wait={self.wait!r}>")
+
+
+_LAYOUT_TEXT = {
+    "truncated": "the segment is smaller than its layout says",
+    "uninitialised": "the segment holds no ring (all zeros)",
+    "bad_magic": "the segment does not start with the kaelix ring magic",
+    "unsupported_version": "the ring layout version is not one this kaelix reads",
+    "bad_layout": "the ring header's sizes are inconsistent",
+}
+
+
+cdef uint32_t _slots(object value, str name) except 0:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1 or value > KX_RING_MAX_SLOTS:
+        raise ValueError(f"{name} must be between 1 and {KX_RING_MAX_SLOTS}, got {value}")
+    return <uint32_t>value
+
+
+cdef int _raise_os_error(int err, str name) except -1:
+    if err == EEXIST:
+        raise FileExistsError(err, f"a shared ring named {name!r} already exists", name)
+    if err == ENOENT:
+        raise FileNotFoundError(err, f"no shared ring named {name!r}", name)
+    raise OSError(err, os.strerror(err), name)

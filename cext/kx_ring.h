@@ -1,0 +1,526 @@
+/* kx_ring.h: a ring of variable-length kaelix frames in one block of memory.
+ *
+ * The same code runs the in-process ring (memory from malloc, every operation under the
+ * GIL) and the shared-memory ring (a POSIX shm segment mapped by several processes). No
+ * Python here. The layout is documented in docs/architecture.md ("Rings"); in short:
+ *
+ *   header   line 0: immutable after create (magic, version, sizes)
+ *            line 1: claim    (producers' next byte position; CAS when several)
+ *            line 2: publish  (every byte below it is committed; in claim order)
+ *            line 3: data futex word and the number of waiting consumers
+ *            line 4: space futex word and the number of waiting producers
+ *            line 5: floor (where the next consumer starts when none is active), counters
+ *   slots    max_producers + max_consumers cache lines (pid, start time, cursor/claim)
+ *   data     capacity bytes, a power of two
+ *
+ * Positions are 64-bit byte counters that never wrap in practice (2^64 bytes); the byte at
+ * position p lives at data[p & (capacity - 1)]. Frames are stored as they are (their own
+ * header says their length, always a multiple of 8) and may straddle the end of the data
+ * area. The only other record is a skip record ("KLXP" + u32 length) that covers the
+ * unfinished claim of a producer that died mid-write.
+ *
+ * Commit protocol: a producer writes its bytes below the published position's future value
+ * and then stores `publish` with release semantics; consumers load `publish` with acquire
+ * semantics and never read at or beyond it. With several producers each claims a range with
+ * a compare-and-swap on `claim` and publishes in claim order, so `publish` only ever covers
+ * complete frames. A consumer therefore never observes a half-written frame, whatever
+ * happens to the producer.
+ */
+#ifndef KX_RING_H
+#define KX_RING_H
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KX_RING_MAGIC 0x31474E5258584C4BULL /* "KLXXRNG1" little-endian */
+#define KX_RING_VERSION 1u
+#define KX_LINE 64u
+#define KX_RING_HEADER_LINES 6u
+#define KX_RING_MIN_CAPACITY 4096ull
+#define KX_RING_MAX_CAPACITY (1ull << 40)
+#define KX_RING_MAX_SLOTS 1024u
+#define KX_SKIP_MAGIC 0x504C584Bu /* "KLXP" */
+#define KX_FRAME_MAGIC 0x46584C4Bu /* "KLXF" */
+
+#define KX_LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define KX_LOAD_RLX(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define KX_STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define KX_STORE_RLX(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+#if defined(__x86_64__) || defined(__i386__)
+#define KX_PAUSE() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define KX_PAUSE() __asm__ __volatile__("yield")
+#else
+#define KX_PAUSE() ((void)0)
+#endif
+
+enum { KX_SLOT_FREE = 0, KX_SLOT_JOINING = 1, KX_SLOT_ACTIVE = 2, KX_SLOT_REAPING = 3 };
+
+typedef struct {
+    /* line 0: written once by the creator, the magic last */
+    uint64_t magic;
+    uint32_t version;
+    uint32_t header_size; /* bytes before the data area */
+    uint64_t capacity;
+    uint64_t segment_size; /* header_size + capacity */
+    uint32_t max_producers;
+    uint32_t max_consumers;
+    uint32_t shared;
+    uint32_t layout_check; /* header_size ^ capacity-derived value, see kx_ring_layout_check */
+    uint8_t pad0[KX_LINE - 48];
+    /* line 1 */
+    uint64_t claim;
+    uint8_t pad1[KX_LINE - 8];
+    /* line 2 */
+    uint64_t publish;
+    uint64_t frames_published; /* written by whoever publishes, just before publish */
+    uint8_t pad2[KX_LINE - 16];
+    /* line 3: consumers sleeping for data */
+    uint32_t data_seq;
+    uint32_t data_waiters;
+    uint8_t pad3[KX_LINE - 8];
+    /* line 4: producers sleeping for space */
+    uint32_t space_seq;
+    uint32_t space_waiters;
+    uint8_t pad4[KX_LINE - 8];
+    /* line 5: rarely written */
+    uint64_t floor;        /* start of retained data when no consumer is active */
+    uint64_t floor_frames; /* frames consumed up to floor */
+    uint32_t closed;
+    uint32_t producers_lost; /* producers found dead while registered */
+    uint32_t consumers_lost;
+    uint32_t producers_seen; /* producers that ever registered */
+    uint32_t orphan_producers; /* set when the last registered producer died */
+    uint32_t orphan_consumers; /* set when the last registered consumer died */
+    uint8_t pad5[KX_LINE - 40];
+} kx_ring_header;
+
+/* One cache line per process role. For a consumer, pos is its cursor and frames how many
+ * it consumed; for a producer, pos/end is the claim in flight (end == 0: none). */
+typedef struct {
+    uint32_t state;
+    uint32_t pid;
+    uint64_t start_time; /* process start time (clock ticks since boot), guards pid reuse */
+    uint64_t pos;
+    uint64_t end;
+    uint64_t frames;
+    uint8_t pad[KX_LINE - 40];
+} kx_ring_slot;
+
+_Static_assert(sizeof(kx_ring_header) == KX_RING_HEADER_LINES * KX_LINE, "header lines");
+_Static_assert(sizeof(kx_ring_slot) == KX_LINE, "slot line");
+
+typedef struct {
+    kx_ring_header *h;
+    kx_ring_slot *slots; /* producers first, then consumers */
+    unsigned char *data;
+    uint64_t capacity;
+    uint64_t mask;
+    uint64_t gate_cache; /* producer-local: a lower bound of the slowest consumer */
+    int shared;
+} kx_ring;
+
+typedef enum {
+    KX_RING_OK = 0,
+    KX_RING_EMPTY,
+    KX_RING_FULL,
+    KX_RING_CORRUPT,
+} kx_ring_status;
+
+/* ---- layout ---------------------------------------------------------------------------- */
+
+static inline uint64_t kx_ring_header_size(uint32_t max_producers, uint32_t max_consumers) {
+    uint64_t raw = (uint64_t)KX_RING_HEADER_LINES * KX_LINE +
+                   ((uint64_t)max_producers + max_consumers) * KX_LINE;
+    return (raw + 4095u) & ~(uint64_t)4095u; /* the data area starts on a page */
+}
+
+static inline uint32_t kx_ring_layout_check(uint64_t header_size, uint64_t capacity,
+                                            uint32_t max_producers, uint32_t max_consumers) {
+    uint64_t x = header_size * 0x9E3779B97F4A7C15ull ^ capacity ^
+                 ((uint64_t)max_producers << 32 | max_consumers);
+    return (uint32_t)(x ^ (x >> 32));
+}
+
+static inline uint64_t kx_ring_round_capacity(uint64_t want) {
+    uint64_t c = KX_RING_MIN_CAPACITY;
+    while (c < want && c < KX_RING_MAX_CAPACITY) c <<= 1;
+    return c;
+}
+
+/* Fills a zeroed block of kx_ring_header_size(...) + capacity bytes. The magic is stored
+ * last, with release semantics, so an attacher never sees a half-made header as valid. */
+static inline void kx_ring_format(void *mem, uint64_t capacity, uint32_t max_producers,
+                                  uint32_t max_consumers, int shared) {
+    kx_ring_header *h = (kx_ring_header *)mem;
+    uint64_t hs = kx_ring_header_size(max_producers, max_consumers);
+    h->version = KX_RING_VERSION;
+    h->header_size = (uint32_t)hs;
+    h->capacity = capacity;
+    h->segment_size = hs + capacity;
+    h->max_producers = max_producers;
+    h->max_consumers = max_consumers;
+    h->shared = (uint32_t)shared;
+    h->layout_check = kx_ring_layout_check(hs, capacity, max_producers, max_consumers);
+    KX_STORE_REL(&h->magic, KX_RING_MAGIC);
+}
+
+typedef enum {
+    KX_LAYOUT_OK = 0,
+    KX_LAYOUT_TRUNCATED,
+    KX_LAYOUT_UNINITIALISED,
+    KX_LAYOUT_BAD_MAGIC,
+    KX_LAYOUT_VERSION,
+    KX_LAYOUT_BAD,
+} kx_layout_status;
+
+/* Checks a block of `size` bytes claimed to hold a ring, trusting nothing in it. */
+static inline kx_layout_status kx_ring_check(const void *mem, uint64_t size) {
+    const kx_ring_header *h = (const kx_ring_header *)mem;
+    uint64_t magic, hs;
+    if (size < sizeof(kx_ring_header)) return KX_LAYOUT_TRUNCATED;
+    magic = KX_LOAD_ACQ(&h->magic);
+    if (magic == 0) return KX_LAYOUT_UNINITIALISED;
+    if (magic != KX_RING_MAGIC) return KX_LAYOUT_BAD_MAGIC;
+    if (h->version != KX_RING_VERSION) return KX_LAYOUT_VERSION;
+    if (h->capacity < KX_RING_MIN_CAPACITY || h->capacity > KX_RING_MAX_CAPACITY ||
+        (h->capacity & (h->capacity - 1)) != 0)
+        return KX_LAYOUT_BAD;
+    if (h->max_producers < 1 || h->max_producers > KX_RING_MAX_SLOTS ||
+        h->max_consumers < 1 || h->max_consumers > KX_RING_MAX_SLOTS)
+        return KX_LAYOUT_BAD;
+    hs = kx_ring_header_size(h->max_producers, h->max_consumers);
+    if (h->header_size != hs || h->segment_size != hs + h->capacity ||
+        h->layout_check != kx_ring_layout_check(hs, h->capacity, h->max_producers,
+                                                h->max_consumers))
+        return KX_LAYOUT_BAD;
+    if (size < h->segment_size) return KX_LAYOUT_TRUNCATED;
+    return KX_LAYOUT_OK;
+}
+
+static inline void kx_ring_bind(kx_ring *r, void *mem) {
+    r->h = (kx_ring_header *)mem;
+    r->slots = (kx_ring_slot *)((unsigned char *)mem + KX_RING_HEADER_LINES * KX_LINE);
+    r->data = (unsigned char *)mem + r->h->header_size;
+    r->capacity = r->h->capacity;
+    r->mask = r->capacity - 1;
+    r->gate_cache = 0;
+    r->shared = (int)r->h->shared;
+}
+
+static inline kx_ring_slot *kx_ring_producer_slot(kx_ring *r, uint32_t i) {
+    return &r->slots[i];
+}
+
+static inline kx_ring_slot *kx_ring_consumer_slot(kx_ring *r, uint32_t i) {
+    return &r->slots[r->h->max_producers + i];
+}
+
+/* ---- bytes in and out, across the end of the data area ---------------------------------- */
+
+static inline void kx_ring_write(kx_ring *r, uint64_t pos, const void *src, uint64_t n) {
+    uint64_t off = pos & r->mask;
+    uint64_t first = r->capacity - off;
+    if (n <= first) {
+        memcpy(r->data + off, src, n);
+    } else {
+        memcpy(r->data + off, src, first);
+        memcpy(r->data, (const unsigned char *)src + first, n - first);
+    }
+}
+
+static inline void kx_ring_read(const kx_ring *r, uint64_t pos, void *dst, uint64_t n) {
+    uint64_t off = pos & r->mask;
+    uint64_t first = r->capacity - off;
+    if (n <= first) {
+        memcpy(dst, r->data + off, n);
+    } else {
+        memcpy(dst, r->data + off, first);
+        memcpy((unsigned char *)dst + first, r->data, n - first);
+    }
+}
+
+static inline uint32_t kx_ring_ld32(const kx_ring *r, uint64_t pos) {
+    uint32_t v;
+    uint64_t off = pos & r->mask;
+    if (off + 4 <= r->capacity) {
+        memcpy(&v, r->data + off, 4);
+    } else {
+        kx_ring_read(r, pos, &v, 4);
+    }
+    return v; /* little-endian hosts only (checked at import) */
+}
+
+/* ---- process liveness ------------------------------------------------------------------- */
+
+/* The start time of a process (field 22 of /proc/PID/stat, clock ticks after boot), 0 when
+ * the process does not exist or is a zombie. Reading it twice tells a live process from a
+ * dead one whose pid was reused. */
+static inline uint64_t kx_process_start_time(uint32_t pid) {
+    char path[64], buf[1024];
+    FILE *f;
+    size_t n;
+    char *p;
+    int field;
+    unsigned long long start = 0;
+    snprintf(path, sizeof path, "/proc/%u/stat", pid);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        /* No procfs: fall back to kill(pid, 0), which cannot see zombies or reuse. */
+        if (errno == ENOENT && kill((pid_t)pid, 0) == 0) return 1;
+        return 0;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (p == NULL || p[1] != ' ') return 0;
+    p += 2;
+    if (*p == 'Z' || *p == 'X' || *p == 'x') return 0; /* dead, waiting to be reaped */
+    for (field = 3; field < 22 && *p; p++) {
+        if (*p == ' ') field++;
+    }
+    if (sscanf(p, "%llu", &start) != 1) return 0;
+    return start ? (uint64_t)start : 1;
+}
+
+static inline int kx_slot_alive(const kx_ring_slot *s) {
+    uint64_t t = kx_process_start_time(KX_LOAD_RLX(&s->pid));
+    return t != 0 && (s->start_time == 0 || t == 1 || t == s->start_time);
+}
+
+/* ---- futex -------------------------------------------------------------------------------- */
+
+static inline void kx_futex_wake_all(uint32_t *word, int shared) {
+    syscall(SYS_futex, word, shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Sleeps while *word == expected, at most timeout_ns. Returns early on a wake or a signal. */
+static inline void kx_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns,
+                                 int shared) {
+    struct timespec ts;
+    if (timeout_ns < 0) timeout_ns = 0;
+    ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+    ts.tv_nsec = (long)(timeout_ns % 1000000000);
+    syscall(SYS_futex, word, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, expected, &ts, NULL, 0);
+}
+
+static inline int64_t kx_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Wakes the sleepers on one side. In a shared ring the fence orders the preceding store of
+ * publish (or of a cursor) before the load of the waiter count; a sleeper increments the
+ * count and then re-checks the condition (both sequentially consistent), so one of the two
+ * always sees the other. In-process, both sides run under the GIL, which orders them. */
+static inline void kx_ring_notify(kx_ring *r, uint32_t *seq, uint32_t *waiters) {
+    if (r->shared) __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (KX_LOAD_RLX(waiters) != 0) {
+        __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST);
+        kx_futex_wake_all(seq, r->shared);
+    }
+}
+
+/* ---- consumers ---------------------------------------------------------------------------- */
+
+/* The lowest position any active consumer still needs (the floor when none is active), and
+ * the frames consumed up to it. Producers must not write at or beyond gate + capacity. */
+static inline uint64_t kx_ring_gate(kx_ring *r, uint64_t *frames_out) {
+    uint32_t i, n = r->h->max_consumers;
+    uint64_t gate = UINT64_MAX, frames = 0;
+    for (i = 0; i < n; i++) {
+        kx_ring_slot *s = kx_ring_consumer_slot(r, i);
+        uint32_t st = KX_LOAD_ACQ(&s->state);
+        if (st == KX_SLOT_ACTIVE || st == KX_SLOT_REAPING) {
+            uint64_t pos = KX_LOAD_ACQ(&s->pos);
+            if (pos < gate) {
+                gate = pos;
+                frames = KX_LOAD_RLX(&s->frames);
+            }
+        }
+    }
+    if (gate == UINT64_MAX) {
+        gate = KX_LOAD_ACQ(&r->h->floor);
+        frames = KX_LOAD_RLX(&r->h->floor_frames);
+    }
+    if (frames_out) *frames_out = frames;
+    return gate;
+}
+
+/* Looks at the record at `cursor` (below `publish`). Skip records are stepped over. On OK,
+ * *at is where the frame starts and *length its length; the caller has not moved. */
+static inline kx_ring_status kx_ring_next_frame(const kx_ring *r, uint64_t *cursor,
+                                                uint64_t publish, uint64_t *length) {
+    uint64_t cur = *cursor;
+    for (;;) {
+        uint64_t avail = publish - cur;
+        uint32_t word, len;
+        if (cur == publish) {
+            *cursor = cur;
+            return KX_RING_EMPTY;
+        }
+        if (avail < 8 || avail > r->capacity) return KX_RING_CORRUPT;
+        word = kx_ring_ld32(r, cur);
+        len = kx_ring_ld32(r, cur + (word == KX_SKIP_MAGIC ? 4 : 12));
+        if (word == KX_SKIP_MAGIC) {
+            if (len < 8 || (len & 7) != 0 || len > avail) return KX_RING_CORRUPT;
+            cur += len;
+            continue;
+        }
+        if (word != KX_FRAME_MAGIC || avail < 56 || len < 56 || (len & 7) != 0 || len > avail)
+            return KX_RING_CORRUPT;
+        *cursor = cur;
+        *length = len;
+        return KX_RING_OK;
+    }
+}
+
+/* Walks frames from *cursor towards publish, stopping before max_messages frames or before a
+ * frame that would take the total past max_bytes (the first frame is always taken). Returns
+ * the frames counted; *bytes is the span from the first frame (after *cursor is moved past
+ * leading skip records) to the end of the last, which may contain skip records. */
+static inline kx_ring_status kx_ring_span(const kx_ring *r, uint64_t *cursor, uint64_t publish,
+                                          uint64_t max_messages, uint64_t max_bytes,
+                                          uint64_t *count_out, uint64_t *bytes_out,
+                                          int *has_skips) {
+    uint64_t start, cur, count = 0, len;
+    kx_ring_status st = kx_ring_next_frame(r, cursor, publish, &len);
+    *count_out = 0;
+    *bytes_out = 0;
+    *has_skips = 0;
+    if (st != KX_RING_OK) return st;
+    start = *cursor;
+    cur = start;
+    while (count < max_messages) {
+        uint64_t at = cur;
+        st = kx_ring_next_frame(r, &at, publish, &len);
+        if (st == KX_RING_EMPTY) break;
+        if (st != KX_RING_OK) {
+            if (count) break; /* hand over what was good; the next call reports it */
+            return st;
+        }
+        if (count && (at + len - start) > max_bytes) break;
+        if (at != cur) *has_skips = 1;
+        cur = at + len;
+        count++;
+    }
+    *count_out = count;
+    *bytes_out = cur - start;
+    return KX_RING_OK;
+}
+
+/* Copies the span [start, start + n) to dst, leaving out skip records. Returns bytes written. */
+static inline uint64_t kx_ring_gather(const kx_ring *r, uint64_t start, uint64_t n,
+                                      unsigned char *dst, int has_skips) {
+    uint64_t cur = start, end = start + n, out = 0, len;
+    if (!has_skips) {
+        kx_ring_read(r, start, dst, n);
+        return n;
+    }
+    while (cur < end) {
+        uint32_t word = kx_ring_ld32(r, cur);
+        if (word == KX_SKIP_MAGIC) {
+            cur += kx_ring_ld32(r, cur + 4);
+            continue;
+        }
+        len = kx_ring_ld32(r, cur + 12);
+        kx_ring_read(r, cur, dst + out, len);
+        out += len;
+        cur += len;
+    }
+    return out;
+}
+
+/* ---- producers ------------------------------------------------------------------------------ */
+
+/* Room for `need` more bytes at claim position c? Refreshes the cached gate only when the
+ * cached one says no. */
+static inline int kx_ring_has_room(kx_ring *r, uint64_t c, uint64_t need) {
+    if (c + need - r->gate_cache <= r->capacity) return 1;
+    r->gate_cache = kx_ring_gate(r, NULL);
+    return c + need - r->gate_cache <= r->capacity;
+}
+
+/* Claims `need` bytes. Single producer: the claim is private. Several: a CAS on claim, with
+ * the range announced in the producer's slot first, so that if this process dies before
+ * publishing, the others can find the range and skip it. Returns 0 when there is no room. */
+static inline int kx_ring_claim(kx_ring *r, kx_ring_slot *me, uint64_t need, uint64_t *start) {
+    uint64_t c = KX_LOAD_RLX(&r->h->claim);
+    if (r->h->max_producers == 1) {
+        if (!kx_ring_has_room(r, c, need)) return 0;
+        KX_STORE_RLX(&r->h->claim, c + need);
+        *start = c;
+        return 1;
+    }
+    for (;;) {
+        if (!kx_ring_has_room(r, c, need)) return 0;
+        KX_STORE_RLX(&me->pos, c);
+        __atomic_store_n(&me->end, c + need, __ATOMIC_SEQ_CST);
+        if (__atomic_compare_exchange_n(&r->h->claim, &c, c + need, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_RELAXED)) {
+            *start = c;
+            return 1;
+        }
+    }
+}
+
+/* Publishes a claim [start, start + need) holding `frames` frames, once every earlier claim
+ * is published. Returns 1, or 0 if it must wait (several producers only). */
+static inline int kx_ring_try_publish(kx_ring *r, kx_ring_slot *me, uint64_t start,
+                                      uint64_t need, uint64_t frames) {
+    if (KX_LOAD_ACQ(&r->h->publish) != start) return 0;
+    KX_STORE_RLX(&r->h->frames_published, KX_LOAD_RLX(&r->h->frames_published) + frames);
+    KX_STORE_REL(&r->h->publish, start + need);
+    if (me != NULL) KX_STORE_REL(&me->end, 0);
+    kx_ring_notify(r, &r->h->data_seq, &r->h->data_waiters);
+    return 1;
+}
+
+/* Called by a producer whose turn to publish has not come for a while: if the claim that
+ * `publish` waits for belongs to a producer that died, covers it with a skip record and
+ * publishes past it. Returns 1 if it repaired something. */
+static inline int kx_ring_repair_dead_claim(kx_ring *r) {
+    uint32_t i, n = r->h->max_producers;
+    uint64_t p = KX_LOAD_ACQ(&r->h->publish);
+    kx_ring_slot *dead = NULL;
+    for (i = 0; i < n; i++) {
+        kx_ring_slot *s = kx_ring_producer_slot(r, i);
+        if (KX_LOAD_ACQ(&s->state) != KX_SLOT_ACTIVE) continue;
+        if (KX_LOAD_ACQ(&s->end) == 0 || KX_LOAD_RLX(&s->pos) != p) continue;
+        if (kx_slot_alive(s)) return 0; /* a live owner will publish */
+        dead = s;
+    }
+    if (dead == NULL) return 0;
+    {
+        uint32_t expected = KX_SLOT_ACTIVE;
+        uint64_t end = KX_LOAD_RLX(&dead->end);
+        uint32_t rec[2];
+        if (end <= p || end - p > r->capacity) return 0;
+        if (!__atomic_compare_exchange_n(&dead->state, &expected, KX_SLOT_REAPING, 0,
+                                         __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+            return 0;
+        rec[0] = KX_SKIP_MAGIC;
+        rec[1] = (uint32_t)(end - p);
+        kx_ring_write(r, p, rec, 8);
+        __atomic_fetch_add(&r->h->producers_lost, 1, __ATOMIC_RELAXED);
+        KX_STORE_REL(&dead->end, 0);
+        KX_STORE_REL(&r->h->publish, end);
+        KX_STORE_REL(&dead->state, KX_SLOT_FREE);
+        kx_ring_notify(r, &r->h->data_seq, &r->h->data_waiters);
+        return 1;
+    }
+}
+
+#endif /* KX_RING_H */
