@@ -269,6 +269,7 @@ cdef class _RingCore:
     cdef bint start_latest
     cdef int stop               # set by close(): waits in other threads return at once
     cdef int busy               # calls of other threads inside a wait without the GIL
+    cdef int publishing         # a thread of this handle waits for its turn to publish
     cdef object __weakref__
 
     # -- roles (the shared ring overrides these; in process both are fixed at creation) --
@@ -314,6 +315,7 @@ cdef class _RingCore:
         # and if it never comes, the claimant may have died: skip its claim. The claim is
         # published even if another thread closes this handle meanwhile (the unmap waits).
         self.busy += 1
+        self.publishing = 1
         with nogil:
             stuck_since = kx_now_ns()
             while not kx_ring_try_publish(&self.r, self.prod, start, need, frames):
@@ -321,9 +323,22 @@ cdef class _RingCore:
                 if kx_now_ns() - stuck_since > _TURN_REPAIR_NS:
                     kx_ring_repair_dead_claim(&self.r)
                     stuck_since = kx_now_ns()
+        self.publishing = 0
         self.busy -= 1
         if self.detached:
             self._finish_close()
+        return 0
+
+    cdef inline int _before_claim(self) except -1:
+        """A handle's slot records one claim in flight (for the repair of a dead producer's
+        claim), so a second thread of this handle claims only once the first published."""
+        if self.publishing:
+            self.busy += 1
+            with nogil:
+                while KX_LOAD_ACQ(&self.publishing):
+                    sched_yield()
+            self.busy -= 1
+            self._check_open()
         return 0
 
     cdef int _finish_close(self) except -1:
@@ -334,6 +349,7 @@ cdef class _RingCore:
         cdef uint64_t start
         if KX_LOAD_RLX(&self.r.h.closed):
             raise RingClosed("push to a closed ring")
+        self._before_claim()
         if not kx_ring_claim(&self.r, self.prod, n, &start):
             return 0
         kx_ring_write(&self.r, start, p, n)
@@ -412,6 +428,7 @@ cdef class _RingCore:
                     lo = mid
                 else:
                     hi = mid - 1
+            self._before_claim()
             if lo > done and kx_ring_claim(&self.r, self.prod,
                                            <uint64_t>(offsets[lo] - offsets[done]), &start):
                 kx_ring_write(&self.r, start, p + offsets[done] - offsets[0],
