@@ -28,6 +28,8 @@ from posix.unistd cimport close as c_close, ftruncate, getpid
 
 from kx_c cimport (
     KX_MAX_FRAME_LIMIT,
+    kx_ld32,
+    kx_ld64,
     KX_OK,
     kx_crc32c_init,
     kx_error,
@@ -249,6 +251,59 @@ cdef bint _spin(kx_ring *r, int what, uint64_t arg, int mode, int64_t until,
                 KX_PAUSE()
         if kx_now_ns() >= until:
             return False
+
+
+def _index_frames(bytes buf, Py_ssize_t count, int64_t[::1] offsets, uint64_t[::1] sequence,
+                  uint32_t[::1] partition, uint64_t[::1] producer_id, int64_t[::1] timestamp_ns,
+                  uint32_t[::1] checksum):
+    """Fills a batch's columns for count frames laid end to end in buf, frames this process
+    checked already (those of an in-process ring): header fields are read, not checked again,
+    but every length is bounded by buf, so a wrong count raises instead of reading past it."""
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(buf)
+    cdef uint64_t size = <uint64_t>PyBytes_GET_SIZE(buf), pos = 0, length
+    cdef Py_ssize_t i
+    if offsets.shape[0] < count + 1 or min(sequence.shape[0], partition.shape[0],
+            producer_id.shape[0], timestamp_ns.shape[0], checksum.shape[0]) < count:
+        raise ValueError(f"the columns have no room for {count} frames")
+    for i in range(count):
+        if size - pos < 56:
+            raise ValueError(f"frame {i} at byte {pos} runs past the end of the buffer")
+        length = kx_ld32(p + pos + 12)
+        if length < 56 or length > size - pos:
+            raise ValueError(f"frame {i} at byte {pos} runs past the end of the buffer")
+        offsets[i] = <int64_t>pos
+        checksum[i] = kx_ld32(p + pos + 4)
+        producer_id[i] = kx_ld64(p + pos + 16)
+        sequence[i] = kx_ld64(p + pos + 24)
+        timestamp_ns[i] = <int64_t>kx_ld64(p + pos + 32)
+        partition[i] = kx_ld32(p + pos + 40)
+        pos += length
+    if pos != size:
+        raise ValueError(f"buf holds {size - pos} bytes after its {count} frames")
+    offsets[count] = <int64_t>pos
+    return count
+
+
+def _timer_gaps(double seconds, int64_t threshold_ns):
+    """Busy-reads the monotonic clock for ``seconds`` without the GIL and reports how often
+    this process lost its core: (reads, gaps above threshold_ns, their total ns, the longest
+    gap ns). The bench runs it on every core at once to show the scheduling noise of the
+    machine, which bounds every latency tail measured on it."""
+    cdef int64_t end, prev, now, gap, reads = 0, count = 0, total = 0, longest = 0
+    with nogil:
+        prev = kx_now_ns()
+        end = prev + <int64_t>(seconds * 1e9)
+        while prev < end:
+            now = kx_now_ns()
+            gap = now - prev
+            prev = now
+            reads += 1
+            if gap > threshold_ns:
+                count += 1
+                total += gap
+                if gap > longest:
+                    longest = gap
+    return reads, count, total, longest
 
 
 # ---- the ring --------------------------------------------------------------------------------

@@ -79,3 +79,4 @@ cdef extern from "kx_frame.h" nogil:
     void kx_st32(unsigned char *p, uint32_t v)
     uint16_t kx_ld16(const unsigned char *p)
     uint32_t kx_ld32(const unsigned char *p)
+    uint64_t kx_ld64(const unsigned char *p)

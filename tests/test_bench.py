@@ -3,9 +3,11 @@ bar logic on synthetic results. No test here asserts a speed: bars are the bench
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
 import json
+import multiprocessing
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -22,6 +24,7 @@ from kaelix.bench import (
     CaseResult,
     Contender,
     ContenderResult,
+    Latency,
     ProgressEvent,
     Settings,
     Suite,
@@ -37,7 +40,15 @@ from kaelix.bench._cli import main
 from kaelix.bench._format import format_speedup, format_time
 from kaelix.bench._model import Role
 from kaelix.bench._report import PlainProgress, case_rows, print_report
-from kaelix.bench._runner import calibrate, gc_paused, measure, summarise
+from kaelix.bench._runner import (
+    calibrate,
+    gc_paused,
+    measure,
+    summarise,
+    summarise_latency,
+)
+from kaelix.bench._runner import measure_contender as _measure_contender
+from kaelix.bench.suites import ring
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +63,15 @@ CODEC_CASES = (
     "crc32c 64 B",
     "crc32c 4 KiB",
     "crc32c 64 KiB",
+)
+RING_CASES = (
+    "push+pop one message (64 B)",
+    "push_batch+pop_batch 64 B (1,024 frames)",
+    "push_batch+pop_batch 4 KiB (1,024 frames)",
+    "1\u21921 processes, one message per call (64 B)",
+    "1\u21921 processes, batches of 1,024 frames (64 B)",
+    "1\u21921 processes, one-way latency at 100 k msg/s (64 B)",
+    "1\u21921 processes, one-way latency at 10 k msg/s (64 B)",
 )
 INSTALL_HINT = 'pip install "kaelix[bench]"'
 TINY = ("--repeat", "2", "--trial-ms", "1")
@@ -85,26 +105,39 @@ def _check_contender(data: Mapping[str, Any], where: str) -> None:
     for key in ("messages_per_op", "bytes_per_op"):
         assert isinstance(data[key], int) and data[key] >= 0, f"{where}.{key}"
     assert isinstance(data["trials_ns"], list), where
+    latency = data["latency"]
     if data["status"] == "ok":
         for key in ("median_ns", "q1_ns", "q3_ns", "iqr_ns", "min_ns", "max_ns"):
             _check_number(data[key], f"{where}.{key}", positive=key != "iqr_ns")
         assert data["q1_ns"] <= data["median_ns"] <= data["q3_ns"], where
         assert isinstance(data["inner_loops"], int) and data["inner_loops"] >= 1, where
         assert data["trials_ns"] and all(t > 0 for t in data["trials_ns"]), where
-        assert data["messages_per_s"] is not None or data["bytes_per_s"] is not None, where
+        assert (
+            data["messages_per_s"] is not None
+            or data["bytes_per_s"] is not None
+            or latency is not None
+        ), where
     else:
         assert isinstance(data["reason"], str) and data["reason"], f"{where} says why"
         assert data["median_ns"] is None, where
     speedup = data["kaelix_speedup"]
     assert speedup is None or (isinstance(speedup, float) and speedup > 0), where
+    if latency is not None:  # a latency contender measures no throughput
+        assert data["messages_per_op"] == data["bytes_per_op"] == 0, where
+        assert isinstance(latency["samples"], int) and latency["samples"] >= 1, where
+        percentiles = [latency[k] for k in ("p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns")]
+        for value in (*percentiles, latency["mean_ns"]):
+            _check_number(value, f"{where}.latency")
+        assert percentiles == sorted(percentiles), where
 
 
 def _check_case(data: Mapping[str, Any], where: str) -> None:
     assert isinstance(data["suite"], str) and isinstance(data["case"], str), where
-    assert data["throughput"] in ("messages", "bytes"), where
+    assert data["throughput"] in ("messages", "bytes", "both", "latency"), where
     assert isinstance(data["note"], str), where
     for bar in data["bars"]:
         assert isinstance(bar["text"], str) and bar["text"], where
+        assert bar["percentile"] is None or bar["kind"] == "max_latency", where
         assert bar["met"] in (True, False, None), where
         assert isinstance(bar["detail"], str), where
     assert isinstance(data["contenders"], list) and data["contenders"], where
@@ -145,7 +178,15 @@ def test_list_shows_suites_cases_bars_and_peers() -> None:
         assert f"  {case}\n" in done.stdout
     assert "bar: \u2264 msgspec" in done.stdout
     assert "bar: \u2265 10 GB/s; \u2265 crc32c" in done.stdout
+    assert "\nring: " in done.stdout
+    for case in RING_CASES:
+        assert f"  {case}\n" in done.stdout
+    assert "bar: \u2264 100 ns per pair; \u2265 15\u00d7 queue.Queue" in done.stdout
+    assert (
+        "bar: p50 \u2264 2 \u00b5s; p99 \u2264 10 \u00b5s; p99.9 \u2264 50 \u00b5s" in done.stdout
+    )
     assert "optional peers:" in done.stdout
+    assert "faster_fifo" in done.stdout
 
 
 def test_tiny_codec_run_prints_the_table_and_writes_valid_json(tmp_path: Path) -> None:
@@ -203,7 +244,7 @@ def test_no_peers_runs_kaelix_and_reference_lines_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nosuch"], "unknown suite 'nosuch'; choose from: codec"),
+        (["nosuch"], "unknown suite 'nosuch'; choose from: codec, ring"),
         (["--repeat", "0"], "expected a whole number >= 1, got 0"),
         (["--trial-ms", "-1"], "expected a number > 0, got -1"),
         (["--quick", "--full"], "not allowed with argument"),
@@ -225,7 +266,8 @@ def test_bench_imports_no_numba_and_no_optional_package_until_used() -> None:
         "from kaelix.bench.suites import SUITES, load_suite\n"
         "from kaelix.bench._model import SuiteConfig\n"
         "for name in SUITES: load_suite(name).cases(SuiteConfig())\n"
-        "loaded = {'numba', 'rich', 'msgspec', 'crc32c'} & set(sys.modules)\n"
+        "loaded = {'numba', 'rich', 'msgspec', 'crc32c', 'faster_fifo', 'multiprocessing'}"
+        " & set(sys.modules)\n"
         "assert not loaded, loaded\n"
     )
     done = subprocess.run(
@@ -308,8 +350,145 @@ def test_run_accepts_a_suite_object_and_reports_skips_and_errors() -> None:
 def test_run_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="repeat must be at least 1; got 0"):
         run(["codec"], repeat=0)
-    with pytest.raises(ValueError, match="Unknown suite 'nosuch'; choose from: codec"):
+    with pytest.raises(ValueError, match="Unknown suite 'nosuch'; choose from: codec, ring"):
         run(["nosuch"])
+
+
+# ------------------------------------------------------------------------ the ring suite
+
+TINY_RING = ring.RingSizes(
+    pairs_per_call=10,
+    batch_frames=16,
+    cross_messages=4096,  # far more than a 64 KiB ring holds: never one receipt
+    latency_messages=50,
+    latency_rate=20_000,
+    idle_rate=4_000,
+    ring_capacity=64 * 1024,
+)
+
+
+def _bench_segments() -> set[str]:
+    shm = Path("/dev/shm")
+    return {p.name for p in shm.glob("kaelix-bench-*")} if shm.is_dir() else set()
+
+
+def test_the_ring_suite_in_a_tiny_configuration_produces_every_result() -> None:
+    before = _bench_segments()
+    suite = Suite("ring", "tiny ring suite", functools.partial(ring.cases, sizes=TINY_RING))
+    result = run([suite], repeat=1, trial_ms=0.5)
+
+    names = [case.case for case in result.results]
+    assert names == [
+        "push+pop one message (64 B)",
+        "push_batch+pop_batch 64 B (16 frames)",
+        "push_batch+pop_batch 4 KiB (16 frames)",
+        "1\u21921 processes, one message per call (64 B)",
+        "1\u21921 processes, batches of 16 frames (64 B)",
+        "1\u21921 processes, one-way latency at 20 k msg/s (64 B)",
+        "1\u21921 processes, one-way latency at 4 k msg/s (64 B)",
+    ]
+    assert not result.errors, [(c.case, r.name, r.reason) for c, r in result.errors]
+    frame = 56 + 64
+    for case in result.results:
+        for contender in case.contenders:
+            if contender.status == "skipped":
+                assert contender.reason == f"faster_fifo is not installed: {INSTALL_HINT}"
+            else:
+                assert contender.ok, (case.case, contender.name, contender.reason)
+        kaelix = case.kaelix
+        assert kaelix is not None and kaelix.ok, case.case
+        assert all(isinstance(check.met, (bool, type(None))) for check in case.bars)
+
+    pairs = result.case("ring", names[0])
+    assert [c.name for c in pairs.contenders] == [
+        "kaelix",
+        "queue.Queue",
+        "queue.SimpleQueue",
+        "collections.deque",
+    ]
+    assert all(c.messages_per_op == 10 and c.bytes_per_op == 10 * frame for c in pairs.contenders)
+    assert [check.bar.text for check in pairs.bars] == [
+        "\u2264 100 ns per pair",
+        "\u2265 15\u00d7 queue.Queue",
+    ]
+    assert pairs.speedup("queue.Queue") is not None
+
+    small, large = result.case("ring", names[1]), result.case("ring", names[2])
+    assert small.throughput == large.throughput == "both"
+    assert small.kaelix is not None and small.kaelix.bytes_per_op == 16 * frame
+    assert large.kaelix is not None and large.kaelix.bytes_per_op == 16 * (56 + 4096)
+    assert [check.bar.kind for check in small.bars] == ["min_messages_per_s", "min_memcpy_fraction"]
+    assert small.bars[1].met is not None  # the memcpy reference of the same run was found
+    assert large.bars == ()
+
+    for name, messages in ((names[3], 4096), (names[4], 4096)):
+        case = result.case("ring", name)
+        assert [c.name for c in case.contenders] == [
+            "kaelix",
+            "multiprocessing.Queue",
+            "faster-fifo",
+        ]
+        for contender in case.contenders:
+            if contender.ok:
+                assert contender.timing is not None and contender.timing.inner_loops == 1
+                assert contender.messages_per_op == messages
+                assert contender.bytes_per_op == messages * frame
+        assert [check.bar.kind for check in case.bars] == [
+            "min_messages_per_s",
+            "min_speedup",
+            "min_speedup",
+        ]
+
+    latency = result.case("ring", names[5])
+    assert latency.throughput == "latency"
+    assert [c.name for c in latency.contenders] == [
+        "kaelix (spin)",
+        "kaelix (sleep)",
+        "multiprocessing.Queue",
+        "faster-fifo",
+        "machine floor (no channel)",
+    ]
+    assert latency.contenders[-1].role == "reference"
+    for contender in latency.contenders:
+        if contender.ok:
+            assert contender.latency is not None and contender.latency.samples == 50
+            assert contender.messages_per_op == contender.bytes_per_op == 0
+            assert contender.latency.p50_ns <= contender.latency.p99_ns
+            assert contender.latency.p99_ns <= contender.latency.max_ns
+            assert contender.ns_per_message == contender.latency.p50_ns
+    assert [(check.bar.percentile, check.bar.value) for check in latency.bars] == [
+        (50.0, 2_000),
+        (99.0, 10_000),
+        (99.9, 50_000),
+    ]
+    assert all(check.met is not None for check in latency.bars)
+
+    idle = result.case("ring", names[6])
+    assert idle.throughput == "latency" and idle.bars == ()
+    assert [c.name for c in idle.contenders][:2] == ["kaelix (sleep)", "kaelix (spin)"]
+    assert all(c.latency is not None and c.latency.samples == 10 for c in idle.contenders if c.ok)
+
+    data = json.loads(json.dumps(result.to_json()))
+    check_schema(data)
+    assert BenchRun.from_json(data) == result
+    text = render_text(result)
+    assert "p99 \u00b7 p99.9 \u00b7 max" in text
+    assert " lower p50" in text or " higher p50" in text
+    assert "M msg/s \u00b7 " in text and "GB/s" in text
+
+    # Every worker stopped, every shared-memory segment the suite made removed.
+    assert multiprocessing.active_children() == []
+    assert _bench_segments() <= before
+
+
+def test_ring_cases_are_listed_without_starting_anything() -> None:
+    quick = ring.cases(SuiteConfig(quick=True))
+    full = ring.cases(SuiteConfig(quick=False))
+    assert [case.name for case in quick] == list(RING_CASES)
+    assert [case.name for case in full] == list(RING_CASES)
+    assert "200,000 messages per trial" in quick[3].note
+    assert "1,000,000 messages per trial" in full[3].note
+    assert multiprocessing.active_children() == []
 
 
 # --------------------------------------------------------------------------- measurement
@@ -341,6 +520,80 @@ def test_measure_counts_trials_and_calibrates_a_positive_loop_count() -> None:
     assert calls >= timing.inner_loops * 4  # calibration, the warm-up and three trials
     with pytest.raises(ValueError, match="repeat must be at least 1"):
         measure(Workload(call), repeat=0, trial_ms=1)
+
+
+def measure_contender(contender: Contender) -> ContenderResult:
+    return _measure_contender(contender, repeat=3, trial_ms=1)
+
+
+def test_a_self_timed_workload_is_called_once_per_trial_and_closed_after() -> None:
+    calls: list[int] = []
+    closed: list[bool] = []
+
+    def trial() -> float:
+        calls.append(1)
+        return 1_000.0 * len(calls)
+
+    workload = Workload(trial, messages=10, timer="call", close=lambda: closed.append(True))
+    result = measure_contender(Contender("kaelix", lambda: workload, role="kaelix"))
+    assert result.ok and result.timing is not None
+    assert result.timing.inner_loops == 1 and len(calls) == 1 + 3  # a warm-up, three trials
+    assert result.timing.trials_ns == (2_000.0, 3_000.0, 4_000.0)
+    assert result.ns_per_message == 300.0 and closed == [True]
+
+    def wrong() -> object:
+        return None
+
+    failed = measure_contender(Contender("kaelix", lambda: Workload(wrong, timer="call")))
+    assert failed.status == "error" and "must return the positive nanoseconds" in str(failed.reason)
+
+
+def test_a_latency_workload_pools_its_trials_into_percentiles() -> None:
+    trials = iter([[9.0] * 4, [1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0], [100.0] * 4])
+    closed: list[bool] = []
+
+    def call() -> list[float]:
+        return next(trials)
+
+    workload = Workload(
+        call, messages=4, nbytes=64, timer="latency", close=lambda: closed.append(1)
+    )
+    result = measure_contender(Contender("kaelix", lambda: workload, role="kaelix"))
+    assert result.ok and result.latency is not None and result.timing is not None
+    assert closed == [1]
+    # the warm-up ([9] * 4) is discarded; three trials of four messages remain
+    assert result.latency.samples == 12 and result.latency.max_ns == 100.0
+    assert result.latency.p50_ns == 6.5 and result.latency.mean_ns == pytest.approx(436 / 12)
+    assert result.timing.trials_ns == (2.5, 6.5, 100.0)  # each trial's median
+    assert result.messages_per_op == result.bytes_per_op == 0
+    assert result.messages_per_s is None and result.ns_per_message == 6.5
+
+    timing, latency = summarise_latency([[1, 2], [3, 4]])
+    assert (latency.p50_ns, latency.max_ns, latency.samples) == (2.5, 4.0, 4)
+    assert latency.at(100) == 4.0 and timing.median_ns == 2.5
+    with pytest.raises(ValueError, match=r"percentile must be one of 50, 90, 99, 99\.9, 100"):
+        latency.at(75)
+    with pytest.raises(ValueError, match="without samples"):
+        summarise_latency([[1.0], []])
+
+
+def test_close_runs_when_a_trial_fails() -> None:
+    closed: list[bool] = []
+
+    def broken() -> object:
+        raise RuntimeError("worker died")
+
+    workload = Workload(broken, timer="call", close=lambda: closed.append(True))
+    failed = measure_contender(Contender("kaelix", lambda: workload, role="kaelix"))
+    assert failed.status == "error" and failed.reason == "running: RuntimeError: worker died"
+    assert closed == [True]
+
+    def bad_close() -> None:
+        raise OSError("segment busy")
+
+    fine = Workload(lambda: 1.0, timer="call", close=bad_close)
+    result = measure_contender(Contender("kaelix", lambda: fine, role="kaelix"))
+    assert result.status == "error" and result.reason == "closing: OSError: segment busy"
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -438,6 +691,69 @@ def test_memcpy_fraction_bar_reads_the_reference_of_the_same_run() -> None:
     assert check_bar(bar, [ring]).met is None
 
 
+def test_speedup_and_time_bars() -> None:
+    bar = Bar("\u2265 15\u00d7 queue.Queue", "min_speedup", 15, peer="queue.Queue")
+    kaelix = _timed("kaelix", 5_000, role="kaelix", messages=100)  # 50 ns per message
+    met = check_bar(bar, [kaelix, _timed("queue.Queue", 1_000)])
+    assert met.met is True
+    assert met.detail == (
+        "kaelix 20.0\u00d7 faster (kaelix 50.0 ns vs queue.Queue 1.00 \u00b5s per message)"
+    )
+    assert check_bar(bar, [kaelix, _timed("queue.Queue", 700)]).met is False
+    assert check_bar(bar, [kaelix, _skipped("queue.Queue")]).met is None
+
+    per_pair = Bar("\u2264 100 ns per pair", "max_ns_per_message", 100)
+    check = check_bar(per_pair, [kaelix])
+    assert check.met is True and check.detail == "kaelix 50.0 ns per message"
+    assert check_bar(per_pair, [_timed("kaelix", 101, role="kaelix")]).met is False
+
+
+def _latency_result(name: str, p50: float, *, role: Role = "peer") -> ContenderResult:
+    timing = Timing(p50, p50, p50, p50, p50, 1, (p50,))
+    latency = Latency(1000, p50, 2 * p50, 4 * p50, 10 * p50, 20 * p50, 1.5 * p50)
+    return ContenderResult(name, role, "ok", None, "", 0, 0, timing, latency)
+
+
+def test_latency_bars_and_rows() -> None:
+    bars = (
+        Bar("p50 \u2264 2 \u00b5s", "max_latency", 2_000, percentile=50),
+        Bar("p99.9 \u2264 50 \u00b5s", "max_latency", 50_000, percentile=99.9),
+    )
+    contenders = (
+        _latency_result("kaelix (spin)", 1_000, role="kaelix"),
+        _latency_result("faster-fifo", 30_000),
+    )
+    case = CaseResult("ring", "latency", "latency", contenders, check_bars(bars, contenders))
+    assert [check.met for check in case.bars] == [True, True]
+    assert case.bars[1].detail == "kaelix p99.9 10.0 \u00b5s over 1,000 messages"
+    assert check_bar(bars[0], [_latency_result("kaelix", 3_000, role="kaelix")]).met is False
+    assert check_bar(bars[0], [_timed("kaelix", 10, role="kaelix")]).met is None
+    assert case.speedup("faster-fifo") == pytest.approx(30.0)
+
+    floor = _latency_result("machine floor (no channel)", 6_000, role="reference")
+    noisy = check_bar(bars[1], [*contenders, floor])
+    assert noisy.met is True  # the floor explains a verdict, it never changes one
+    assert noisy.detail == (
+        "kaelix p99.9 10.0 \u00b5s over 1,000 messages; machine floor (no channel) alone: "
+        "60.0 \u00b5s (over the bar: this machine cannot show it)"
+    )
+
+    heading, kaelix, peer = case_rows(case)
+    assert heading.cells[1:4] == ("p50", "IQR", "p99 \u00b7 p99.9 \u00b7 max")
+    assert kaelix.cells[1] == "1.00 \u00b5s"
+    assert kaelix.cells[3] == "p99 4.00 \u00b5s \u00b7 p99.9 10.0 \u00b5s \u00b7 max 20.0 \u00b5s"
+    assert peer.cells[4] == "kaelix 30.0\u00d7 lower p50"
+
+    result = BenchRun(
+        created="2024-01-01T00:00:00+00:00",
+        settings=Settings("quick", 1, 20.0, True, ("ring",)),
+        machine={},
+        reference=(),
+        results=(case,),
+    )
+    assert BenchRun.from_json(json.loads(json.dumps(result.to_json()))) == result
+
+
 def test_a_bar_needs_what_its_kind_compares_against() -> None:
     with pytest.raises(ValueError, match="needs peer="):
         Bar("\u2264 msgspec", "faster_than")
@@ -445,6 +761,10 @@ def test_a_bar_needs_what_its_kind_compares_against() -> None:
         Bar("\u2265 40 %", "min_memcpy_fraction", 0.4)
     with pytest.raises(ValueError, match="Bar kind must be one of"):
         Bar("fast", "fastest")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="of kind 'min_speedup' needs peer="):
+        Bar("\u2265 15\u00d7", "min_speedup", 15)
+    with pytest.raises(ValueError, match=r"percentile= one of 50, 90, 99, 99\.9, 100; got 95"):
+        Bar("p95 \u2264 1 \u00b5s", "max_latency", 1_000, percentile=95)
 
 
 def _synthetic_run() -> BenchRun:

@@ -24,9 +24,12 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kaelix
 from kaelix import Message, MessageBatch, Ring, SharedRing
+from strategies_local import Fields, message_fields, to_message
 
 SHM = "/dev/shm/"
 CAPACITY = 4096
@@ -961,3 +964,54 @@ def test_attach_to_an_empty_file_raises_ring_error(shared: SharedRings) -> None:
     with pytest.raises(kaelix.RingError) as caught:
         shared.track(SharedRing.attach(shared.name))
     assert caught.value.reason in {"truncated", "uninitialised"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(fields=st.lists(message_fields(), min_size=1, max_size=40))
+def test_pop_batch_columns_equal_a_full_scan_of_the_same_frames(fields: list[Fields]) -> None:
+    # The in-process ring reads the columns out of frames it checked on the way in (compiled,
+    # no second check); the full scan of from_bytes is the reference for every column.
+    batch = MessageBatch.from_messages(to_message(f) for f in fields)
+    with Ring(max(4096, batch.nbytes)) as ring:
+        assert ring.push_batch(batch) == len(batch)
+        popped = ring.pop_batch()
+    reference = MessageBatch.from_bytes(popped.to_bytes())
+    assert popped == batch
+    for column in ("offsets", "sequence", "partition", "producer_id", "timestamp_ns", "checksum"):
+        assert getattr(popped, column).tolist() == getattr(reference, column).tolist(), column
+
+
+def test_the_trusted_column_reader_bounds_every_length_by_its_buffer() -> None:
+    from kaelix._batch import _empty_columns
+    from kaelix._ring import _index_frames
+
+    frames = MessageBatch.from_messages(Message(b"x" * n) for n in range(5)).to_bytes()
+    assert _index_frames(frames, 5, *_empty_columns(5)) == 5
+    with pytest.raises(ValueError, match="runs past the end of the buffer"):
+        _index_frames(frames, 6, *_empty_columns(6))
+    with pytest.raises(ValueError, match="bytes after its 4 frames"):
+        _index_frames(frames, 4, *_empty_columns(4))
+    with pytest.raises(ValueError, match="no room for 5 frames"):
+        _index_frames(frames, 5, *_empty_columns(4))
+    lying = bytearray(frames)
+    lying[12:16] = (1 << 31).to_bytes(4, "little")  # a first frame longer than the buffer
+    with pytest.raises(ValueError, match="frame 0 at byte 0 runs past"):
+        _index_frames(bytes(lying), 5, *_empty_columns(5))
+
+
+@pytest.mark.parametrize("wait", ["sleep", "spin"])
+def test_an_idle_get_sleeps_unless_told_to_spin(shared: SharedRings, wait: str) -> None:
+    # Not a speed test: CPU time of a thread blocked on an empty ring. The default sleeps on
+    # a futex (a few wake-ups to look at signals and peers); "spin" is meant to burn it.
+    ring = shared.create(CAPACITY)
+    consumer = SharedRing.attach(ring.name, wait=wait)
+    shared.handles.append(consumer)
+    cpu_before, wall_before = time.thread_time(), time.monotonic()
+    with pytest.raises(kaelix.RingEmpty):
+        consumer.get(timeout=0.5)
+    cpu, wall = time.thread_time() - cpu_before, time.monotonic() - wall_before
+    assert wall >= 0.5
+    if wait == "sleep":
+        assert cpu < 0.05 * wall, f"an idle get used {cpu:.3f} s of CPU in {wall:.3f} s"
+    else:
+        assert cpu > 0.2 * wall, f"a spinning get used only {cpu:.3f} s of CPU in {wall:.3f} s"

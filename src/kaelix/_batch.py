@@ -45,7 +45,7 @@ def _empty_columns(count: int) -> tuple[npt.NDArray[Any], ...]:
 
 
 def _readonly(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    array.flags.writeable = False
+    array.setflags(write=False)
     return array
 
 

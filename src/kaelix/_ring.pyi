@@ -20,6 +20,18 @@ class PeerGone(KaelixError, BrokenPipeError):
         self, message: str, pid: int | None, role: Literal["producer", "consumer"]
     ) -> None: ...
 
+def _index_frames(
+    buf: bytes,
+    count: int,
+    offsets: Any,
+    sequence: Any,
+    partition: Any,
+    producer_id: Any,
+    timestamp_ns: Any,
+    checksum: Any,
+) -> int: ...
+def _timer_gaps(seconds: float, threshold_ns: int) -> tuple[int, int, int, int]: ...
+
 class _RingCore:
     @property
     def capacity(self) -> int: ...

@@ -12,28 +12,30 @@ from typing import Any, Literal, Protocol
 
 from kaelix._batch import MessageBatch, _empty_columns
 from kaelix._codec import MAX_FRAME_SIZE_LIMIT, _scan_into
-from kaelix._ring import RingCore, SharedRingCore
+from kaelix._ring import RingCore, SharedRingCore, _index_frames
 
 __all__ = ["Ring", "SharedRing"]
 
 WaitStrategy = Literal["sleep", "spin", "yield"]
 
 
-def _as_batch(buf: bytes, count: int, verify_crc: bool) -> MessageBatch:
-    """Indexes count frames that a ring handed out. Their structure is always checked again;
-    their checksums only for a shared ring, whose memory every attached process can write
-    (frames of the in-process ring were checked when they went in, by this process)."""
+def _as_batch(buf: bytes, count: int, trusted: bool) -> MessageBatch:
+    """Indexes count frames that a ring handed out. A shared ring's frames are checked again
+    in full, checksums included, because every attached process can write its memory; the
+    in-process ring's were checked by this process when they went in, so their columns are
+    only read out (lengths still bounded by the buffer)."""
     columns = _empty_columns(count)
-    found = _scan_into(buf, MAX_FRAME_SIZE_LIMIT, columns, count, verify_crc)
-    if found != count:  # pragma: no cover - the ring counted them itself
-        raise AssertionError(f"ring returned {found} frames, counted {count}")
+    if trusted:
+        _index_frames(buf, count, *columns)
+    elif _scan_into(buf, MAX_FRAME_SIZE_LIMIT, columns, count) != count:
+        raise AssertionError(f"the ring counted {count} frames, the scan found others")
     return MessageBatch._from_parts(buf, columns)
 
 
 class _Core(Protocol):
     """What _BatchOps needs of the compiled ring it is mixed into."""
 
-    _VERIFY_ON_POP: bool
+    _TRUSTED: bool
 
     def push(self, frame: Any) -> bool: ...
     def _push_frames(
@@ -52,7 +54,7 @@ class _BatchOps:
     """The MessageBatch side of both rings."""
 
     __slots__ = ()
-    _VERIFY_ON_POP = True
+    _TRUSTED = False
 
     def push_batch(self: _Core, batch_or_frames: MessageBatch | Iterable[Any]) -> int:
         """Pushes as many frames as fit now, in order, and returns how many.
@@ -97,7 +99,7 @@ class _BatchOps:
         buf, count = self._pop_frames(max_messages, max_bytes)
         if not count:
             return MessageBatch()
-        return _as_batch(buf, count, self._VERIFY_ON_POP)
+        return _as_batch(buf, count, self._TRUSTED)
 
     def get_batch(
         self: _Core,
@@ -114,7 +116,7 @@ class _BatchOps:
             PeerGone: every producer of a shared ring died, and it is drained.
         """
         buf, count = self._pop_frames(max_messages, max_bytes, True, timeout)
-        return _as_batch(buf, count, self._VERIFY_ON_POP)
+        return _as_batch(buf, count, self._TRUSTED)
 
 
 class Ring(_BatchOps, RingCore):
@@ -138,7 +140,7 @@ class Ring(_BatchOps, RingCore):
     """
 
     __slots__ = ()
-    _VERIFY_ON_POP = False
+    _TRUSTED = True
 
     def __init__(self, capacity: int) -> None:
         super().__init__(capacity)

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from kaelix.bench._format import format_bytes, format_messages, format_percent, format_time
+from kaelix.bench._format import (
+    format_bytes,
+    format_messages,
+    format_percent,
+    format_percentile,
+    format_speedup,
+    format_time,
+)
 from kaelix.bench._model import Bar, BarCheck, CaseResult, ContenderResult
 
 
@@ -37,25 +44,51 @@ def check_bar(
     """The verdict on ``bar`` for the kaelix result among ``contenders``.
 
     Medians are compared: a ``faster_than`` bar is met when kaelix's median time per
-    message is at most the peer's. A bar that cannot be checked (kaelix failed, the peer was
+    message is at most the peer's, a ``min_speedup`` bar when the peer's is at least
+    ``value`` times kaelix's. A bar that cannot be checked (kaelix failed, the peer was
     skipped, the memcpy reference is missing) gets ``met=None`` and says why.
     """
     kaelix = _kaelix(contenders)
     if kaelix is None or not kaelix.ok:
         return BarCheck(bar, None, "kaelix was not measured")
 
-    if bar.kind == "faster_than":
+    if bar.kind in ("faster_than", "min_speedup"):
         peer = next((c for c in contenders if c.name == bar.peer), None)
         if peer is None or not peer.ok:
             why = peer.status if peer is not None else "absent"
             return BarCheck(bar, None, f"{bar.peer} {why}, not compared")
         kaelix_ns, peer_ns = kaelix.ns_per_message, peer.ns_per_message
         assert kaelix_ns is not None and peer_ns is not None  # both ok
-        return BarCheck(
-            bar,
-            kaelix_ns <= peer_ns,
-            f"kaelix {format_time(kaelix_ns)} vs {bar.peer} {format_time(peer_ns)} per message",
+        figures = (
+            f"kaelix {format_time(kaelix_ns)} vs {bar.peer} {format_time(peer_ns)} per message"
         )
+        if bar.kind == "faster_than":
+            return BarCheck(bar, kaelix_ns <= peer_ns, figures)
+        speedup = peer_ns / kaelix_ns if kaelix_ns > 0 else float("inf")
+        return BarCheck(bar, speedup >= bar.value, f"{format_speedup(speedup)} ({figures})")
+
+    if bar.kind == "max_ns_per_message":
+        ns = kaelix.ns_per_message
+        assert ns is not None  # kaelix is ok
+        return BarCheck(bar, ns <= bar.value, f"kaelix {format_time(ns)} per message")
+
+    if bar.kind == "max_latency":
+        if kaelix.latency is None:
+            return BarCheck(bar, None, "kaelix reported no latencies")
+        assert bar.percentile is not None  # checked by Bar
+        value = kaelix.latency.at(bar.percentile)
+        detail = (
+            f"kaelix {format_percentile(bar.percentile)} {format_time(value)} "
+            f"over {kaelix.latency.samples:,} messages"
+        )
+        for floor in contenders:
+            # A reference run with no channel at all shows what the machine alone adds.
+            if floor.role == "reference" and floor.ok and floor.latency is not None:
+                floor_value = floor.latency.at(bar.percentile)
+                detail += f"; {floor.name} alone: {format_time(floor_value)}"
+                if floor_value > bar.value:
+                    detail += " (over the bar: this machine cannot show it)"
+        return BarCheck(bar, value <= bar.value, detail)
 
     if bar.kind == "min_messages_per_s":
         rate = kaelix.messages_per_s

@@ -75,6 +75,11 @@ def format_speedup(speedup: float | None) -> str:
     return f"kaelix {_significant(1 / speedup)}{TIMES} slower"
 
 
+def format_percentile(percentile: float) -> str:
+    """A latency percentile's label: ``p50``, ``p99.9``, and ``max`` for 100."""
+    return "max" if percentile >= 100 else f"p{percentile:g}"
+
+
 def mark(met: bool | None) -> str:
     """✓ for a bar met, ✗ for a bar missed, ? when it could not be checked."""
     if met is None:

@@ -22,15 +22,34 @@ Role = Literal["kaelix", "peer", "reference"]
 that does a related but different job (shown for scale, never used by a bar)."""
 
 Status = Literal["ok", "skipped", "error"]
-Throughput = Literal["messages", "bytes"]
-BarKind = Literal["faster_than", "min_messages_per_s", "min_bytes_per_s", "min_memcpy_fraction"]
+Throughput = Literal["messages", "bytes", "both", "latency"]
+"""What a case's table shows: messages/s, bytes/s, both, or one-way latency percentiles."""
 
-_BAR_KINDS: tuple[str, ...] = (
+Timer = Literal["loop", "call", "latency"]
+"""How a workload is timed (see `Workload`)."""
+
+BarKind = Literal[
     "faster_than",
+    "min_speedup",
     "min_messages_per_s",
     "min_bytes_per_s",
     "min_memcpy_fraction",
+    "max_ns_per_message",
+    "max_latency",
+]
+
+_BAR_KINDS: tuple[str, ...] = (
+    "faster_than",
+    "min_speedup",
+    "min_messages_per_s",
+    "min_bytes_per_s",
+    "min_memcpy_fraction",
+    "max_ns_per_message",
+    "max_latency",
 )
+
+LATENCY_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9, 100.0)
+"""The percentiles a `Latency` records (100 is the maximum)."""
 
 
 # --------------------------------------------------------------------------- what to measure
@@ -40,15 +59,30 @@ _BAR_KINDS: tuple[str, ...] = (
 class Workload:
     """One prepared operation, ready to be timed.
 
-    ``call`` is invoked with no arguments in the timed loop; one call handles ``messages``
-    messages and ``nbytes`` bytes of user data (payload bytes for codec cases, buffer bytes
-    for checksums and copies). Every contender of a case reports the same ``messages`` and
-    ``nbytes``, so time ratios and throughput ratios agree.
+    ``call`` is invoked with no arguments; one call handles ``messages`` messages and
+    ``nbytes`` bytes of user data (payload bytes for codec cases, buffer bytes for checksums
+    and copies, frame bytes for rings). Every contender of a case reports the same
+    ``messages`` and ``nbytes`` per message, so time ratios and throughput ratios agree.
+
+    ``timer`` says how the call is timed:
+
+    - ``"loop"`` (the default): the runner times a calibrated loop of calls;
+    - ``"call"``: one call is one trial and times itself, returning the nanoseconds its
+      ``messages`` took (a cross-process run timed by its consumer, from the first message
+      received to the last); no calibration;
+    - ``"latency"``: one call is one trial and returns the one-way latency in nanoseconds of
+      each of its messages (a sequence or numpy array); the runner pools the trials into
+      percentiles (`Latency`).
+
+    ``close``, when set, is called once after the last trial (or when preparing or timing
+    fails): it stops worker processes and removes what the factory created.
     """
 
     call: Callable[[], object]
     messages: int = 1
     nbytes: int = 0
+    timer: Timer = "loop"
+    close: Callable[[], object] | None = None
 
 
 Factory = Callable[[], Workload]
@@ -80,10 +114,15 @@ class Bar:
     says how it is checked:
 
     - ``faster_than``: kaelix's time per message is at most ``peer``'s (medians);
+    - ``min_speedup``: kaelix's speedup over ``peer`` (the peer's time per message divided
+      by kaelix's) is at least ``value``;
     - ``min_messages_per_s`` / ``min_bytes_per_s``: kaelix's median throughput is at least
       ``value``;
     - ``min_memcpy_fraction``: kaelix's bytes/s is at least ``value`` times the memcpy
-      reference case named by ``reference``.
+      reference case named by ``reference``;
+    - ``max_ns_per_message``: kaelix's median time per message is at most ``value`` ns;
+    - ``max_latency``: kaelix's one-way latency at ``percentile`` (one of
+      `LATENCY_PERCENTILES`; 100 is the maximum) is at most ``value`` ns.
     """
 
     text: str
@@ -91,21 +130,30 @@ class Bar:
     value: float = 0.0
     peer: str | None = None
     reference: str | None = None
+    percentile: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _BAR_KINDS:
             raise ValueError(f"Bar kind must be one of {', '.join(_BAR_KINDS)}; got {self.kind!r}")
-        if self.kind == "faster_than" and not self.peer:
-            raise ValueError(f"Bar {self.text!r} of kind 'faster_than' needs peer=...")
+        if self.kind in ("faster_than", "min_speedup") and not self.peer:
+            raise ValueError(f"Bar {self.text!r} of kind {self.kind!r} needs peer=...")
         if self.kind == "min_memcpy_fraction" and not self.reference:
             raise ValueError(f"Bar {self.text!r} of kind 'min_memcpy_fraction' needs reference=...")
+        if self.kind == "max_latency" and self.percentile not in LATENCY_PERCENTILES:
+            choices = ", ".join(f"{p:g}" for p in LATENCY_PERCENTILES)
+            raise ValueError(
+                f"Bar {self.text!r} of kind 'max_latency' needs percentile= one of {choices}; "
+                f"got {self.percentile!r}"
+            )
 
 
 @dataclass(frozen=True)
 class Case:
     """One benchmark: the same job done by each contender, with the bars that apply.
 
-    ``throughput`` picks the unit shown in tables (messages/s or bytes/s); both are recorded.
+    ``throughput`` picks what tables show: ``"messages"`` (messages/s), ``"bytes"``
+    (bytes/s), ``"both"``, or ``"latency"`` (one-way latency percentiles, for cases whose
+    workloads use the ``"latency"`` timer); both rates are always recorded.
     """
 
     name: str
@@ -165,9 +213,36 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class Latency:
+    """One-way latencies of a contender's messages, pooled over its trials: percentiles in
+    nanoseconds (linear interpolation, as ``numpy.percentile``) over ``samples`` messages."""
+
+    samples: int
+    p50_ns: float
+    p90_ns: float
+    p99_ns: float
+    p999_ns: float
+    max_ns: float
+    mean_ns: float
+
+    def at(self, percentile: float) -> float:
+        """The latency at one of `LATENCY_PERCENTILES` (100 is the maximum)."""
+        values = (self.p50_ns, self.p90_ns, self.p99_ns, self.p999_ns, self.max_ns)
+        for known, value in zip(LATENCY_PERCENTILES, values, strict=True):
+            if percentile == known:
+                return value
+        choices = ", ".join(f"{p:g}" for p in LATENCY_PERCENTILES)
+        raise ValueError(f"percentile must be one of {choices}; got {percentile!r}")
+
+
+@dataclass(frozen=True)
 class ContenderResult:
     """What one contender did in one case: measured (``ok``), ``skipped`` (``reason`` says
-    why and how to fix it) or failed (``error``, ``reason`` holds the exception)."""
+    why and how to fix it) or failed (``error``, ``reason`` holds the exception).
+
+    A latency contender (``"latency"`` timer) has ``latency`` set, ``messages_per_op`` and
+    ``bytes_per_op`` zero (it measures no throughput), and a ``timing`` whose trials are the
+    median latency of each trial, so its time per message is its median latency."""
 
     name: str
     role: Role
@@ -177,6 +252,7 @@ class ContenderResult:
     messages_per_op: int = 0
     bytes_per_op: int = 0
     timing: Timing | None = None
+    latency: Latency | None = None
 
     @property
     def ok(self) -> bool:
@@ -190,9 +266,12 @@ class ContenderResult:
 
     @property
     def ns_per_message(self) -> float | None:
-        """Median time per message (or per operation when the workload has no messages)."""
+        """Median time per message (or per operation when the workload has no messages); for
+        a latency contender, its median one-way latency over all its messages."""
         if self.timing is None:
             return None
+        if self.latency is not None:
+            return self.latency.p50_ns
         return self.timing.median_ns / max(self.messages_per_op, 1)
 
     @property
@@ -384,6 +463,7 @@ def _case_to_json(result: CaseResult) -> dict[str, Any]:
                 "value": check.bar.value,
                 "peer": check.bar.peer,
                 "reference": check.bar.reference,
+                "percentile": check.bar.percentile,
                 "met": check.met,
                 "detail": check.detail,
             }
@@ -414,7 +494,36 @@ def _contender_to_json(case: CaseResult, result: ContenderResult) -> dict[str, A
         "messages_per_s": result.messages_per_s,
         "bytes_per_s": result.bytes_per_s,
         "kaelix_speedup": None if result.role == "kaelix" else case.speedup(result.name),
+        "latency": _latency_to_json(result.latency),
     }
+
+
+def _latency_to_json(latency: Latency | None) -> dict[str, Any] | None:
+    if latency is None:
+        return None
+    return {
+        "samples": latency.samples,
+        "p50_ns": latency.p50_ns,
+        "p90_ns": latency.p90_ns,
+        "p99_ns": latency.p99_ns,
+        "p999_ns": latency.p999_ns,
+        "max_ns": latency.max_ns,
+        "mean_ns": latency.mean_ns,
+    }
+
+
+def _latency_from_json(data: Mapping[str, Any] | None) -> Latency | None:
+    if data is None:
+        return None
+    return Latency(
+        samples=int(data["samples"]),
+        p50_ns=float(data["p50_ns"]),
+        p90_ns=float(data["p90_ns"]),
+        p99_ns=float(data["p99_ns"]),
+        p999_ns=float(data["p999_ns"]),
+        max_ns=float(data["max_ns"]),
+        mean_ns=float(data["mean_ns"]),
+    )
 
 
 def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
@@ -431,6 +540,7 @@ def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
                     value=float(b["value"]),
                     peer=b.get("peer"),
                     reference=b.get("reference"),
+                    percentile=b.get("percentile"),
                 ),
                 met=b["met"],
                 detail=b["detail"],
@@ -462,10 +572,12 @@ def _contender_from_json(data: Mapping[str, Any]) -> ContenderResult:
         messages_per_op=int(data["messages_per_op"]),
         bytes_per_op=int(data["bytes_per_op"]),
         timing=timing,
+        latency=_latency_from_json(data.get("latency")),
     )
 
 
 __all__ = [
+    "LATENCY_PERCENTILES",
     "SCHEMA",
     "Bar",
     "BarCheck",
@@ -475,10 +587,13 @@ __all__ = [
     "Contender",
     "ContenderResult",
     "Factory",
+    "Latency",
     "ProgressEvent",
     "Settings",
     "Suite",
     "SuiteConfig",
+    "Throughput",
+    "Timer",
     "Timing",
     "Workload",
 ]

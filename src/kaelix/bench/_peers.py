@@ -1,6 +1,6 @@
-"""The one place the bench learns about optional dependencies (peers such as msgspec and
-crc32c, and rich for tables): whether one is installed, its version, and the message naming
-the extra that installs it. A contender names the modules it needs
+"""The one place the bench learns about optional dependencies (peers such as msgspec,
+crc32c and faster-fifo, and rich for tables): whether one is installed, its version, and
+the message naming the extra that installs it. A contender names the modules it needs
 (``Contender(requires=...)``); the runner skips it with `missing_reason` when one is absent,
 so its factory can import them directly.
 
@@ -21,6 +21,7 @@ INSTALL_HINT = f'pip install "kaelix[{BENCH_EXTRA}]"'
 KNOWN_PEERS: dict[str, str] = {
     "msgspec": "msgspec",
     "crc32c": "crc32c",
+    "faster_fifo": "faster-fifo",
 }
 """Peer libraries the suites compare against: import name -> PyPI distribution name.
 Their versions are recorded with every run. Later suites add theirs here."""

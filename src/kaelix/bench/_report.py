@@ -1,7 +1,8 @@
 """Showing a `BenchRun` to a person: the machine header, the memcpy reference line, one
 table per suite (each case with its contenders' median time per operation, IQR, throughput,
 kaelix's speedup over each and the ``DESIGN.md`` bar with ✓/✗), and the bar summary; plus
-progress reporters for the run.
+progress reporters for the run. A latency case shows, in the same columns, the median
+latency, its IQR over the trials and the tail percentiles (its case line names them).
 
 ``rich`` is used when installed (imported lazily, inside the functions that draw with it);
 otherwise a plain aligned text table and one progress line per case on stderr. Imports the
@@ -21,6 +22,7 @@ from kaelix.bench._format import (
     format_bytes,
     format_messages,
     format_percent,
+    format_percentile,
     format_speedup,
     format_time,
     mark,
@@ -57,10 +59,26 @@ class Row:
 # ------------------------------------------------------------------------------- contents
 
 
+TAIL_PERCENTILES = (99.0, 99.9, 100.0)
+"""The latency percentiles shown in the throughput column of a latency case."""
+
+LATENCY_HEADINGS = ("p50", "IQR", " \u00b7 ".join(format_percentile(p) for p in TAIL_PERCENTILES))
+"""What a latency case's line says its contenders' time, IQR and throughput columns hold."""
+
+
 def throughput_text(case: CaseResult, result: ContenderResult) -> str:
-    """The contender's median throughput in the case's unit (messages/s or bytes/s)."""
+    """The contender's median throughput in the case's unit (messages/s, bytes/s or both),
+    or for a latency case its tail latencies (``p99 3.10 µs · p99.9 12.0 µs · max 80.2 µs``)."""
+    if case.throughput == "latency":
+        if result.latency is None:
+            return DASH
+        return " \u00b7 ".join(
+            f"{format_percentile(p)} {format_time(result.latency.at(p))}" for p in TAIL_PERCENTILES
+        )
     if case.throughput == "bytes":
         return format_bytes(result.bytes_per_s)
+    if case.throughput == "both":
+        return f"{format_messages(result.messages_per_s)} \u00b7 {format_bytes(result.bytes_per_s)}"
     return format_messages(result.messages_per_s)
 
 
@@ -88,8 +106,13 @@ def _shorten(text: str, width: int = 72) -> str:
 
 def case_rows(case: CaseResult) -> list[Row]:
     """The rows that show one case: the case line (with its bars), then each contender."""
+    headings = LATENCY_HEADINGS if case.throughput == "latency" else ("", "", "")
     rows = [
-        Row((case.case, "", "", "", bars_text(case)), "case", case_met(case) if case.bars else None)
+        Row(
+            (case.case, *headings, bars_text(case)),
+            "case",
+            case_met(case) if case.bars else None,
+        )
     ]
     for result in case.contenders:
         label = f"  {result.name}" + (" (reference)" if result.role == "reference" else "")
@@ -100,11 +123,16 @@ def case_rows(case: CaseResult) -> list[Row]:
             rows.append(Row((label, "error", "", "", _shorten(result.reason or "")), "error"))
             continue
         versus = "" if result.role == "kaelix" else format_speedup(case.speedup(result.name))
+        if versus and case.throughput == "latency":
+            versus = versus.replace(" faster", " lower p50").replace(" slower", " higher p50")
+        time_text = format_time(
+            result.latency.p50_ns if result.latency is not None else result.timing.median_ns
+        )
         rows.append(
             Row(
                 (
                     label,
-                    format_time(result.timing.median_ns),
+                    time_text,
                     format_percent(result.timing.relative_iqr),
                     throughput_text(case, result),
                     versus,
@@ -258,9 +286,9 @@ def _rich_table(suite: str, cases: Sequence[CaseResult]) -> Any:
                 style = {True: "green", False: "bold red", None: "yellow"}[row.met]
                 table.add_row(
                     Text(row.cells[0], style="bold"),
-                    "",
-                    "",
-                    "",
+                    Text(row.cells[1], style="dim"),
+                    Text(row.cells[2], style="dim"),
+                    Text(row.cells[3], style="dim"),
                     Text(row.cells[4], style=style if case.bars else ""),
                 )
             elif row.kind == "contender":

@@ -12,8 +12,13 @@ How one contender is measured (``docs/bench.md`` says the same for readers):
 5. per-operation time of a trial = trial time / inner loops; the result is the median and
    the quartiles (IQR) of those.
 
-Imports the bench's own modules and the standard library; the suites import kaelix. Never
-import numba here.
+A workload that times itself (``timer="call"``: cross-process runs, timed by their consumer)
+skips calibration: one call is one trial, one warm-up call, then ``repeat`` calls. A latency
+workload (``timer="latency"``) likewise, and its trials' per-message latencies are pooled into
+percentiles (numpy, imported when a latency workload runs).
+
+Imports the bench's own modules and the standard library (numpy lazily, for latency
+percentiles); the suites import kaelix. Never import numba here.
 """
 
 from __future__ import annotations
@@ -26,14 +31,17 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import cast
 
 from kaelix.bench._bars import check_bars
 from kaelix.bench._model import (
+    LATENCY_PERCENTILES,
     BenchRun,
     Case,
     CaseResult,
     Contender,
     ContenderResult,
+    Latency,
     ProgressEvent,
     Settings,
     Status,
@@ -124,22 +132,85 @@ def summarise(per_op_ns: Sequence[float], inner_loops: int) -> Timing:
     )
 
 
+def _self_timed(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise TypeError(
+            f"a workload with timer='call' must return the positive nanoseconds it took; "
+            f"got {value!r}"
+        )
+    return float(value)
+
+
 def measure(workload: Workload, *, repeat: int, trial_ms: float) -> Timing:
-    """Time ``workload.call``: calibrate, one warm-up trial, then ``repeat`` trials."""
+    """Time ``workload.call``: calibrate, one warm-up trial, then ``repeat`` trials.
+
+    A ``timer="call"`` workload is not calibrated: one warm-up call, then ``repeat`` calls,
+    each returning its own time. (``timer="latency"`` workloads go to `measure_latency`.)
+    """
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1; got {repeat}")
     if trial_ms <= 0:
         raise ValueError(f"trial_ms must be positive; got {trial_ms}")
     call = workload.call
     gc.collect()
+    if workload.timer == "latency":
+        return measure_latency(workload, repeat=repeat)[0]
+    if workload.timer == "call":
+        _self_timed(call())  # warm-up, discarded
+        return summarise([_self_timed(call()) for _ in range(repeat)], 1)
     loops = calibrate(call, trial_ms * 1e6)
     time_loops(call, loops)  # warm-up, discarded
     per_op = [time_loops(call, loops) / loops for _ in range(repeat)]
     return summarise(per_op, loops)
 
 
+def summarise_latency(trials: Sequence[Sequence[float]]) -> tuple[Timing, Latency]:
+    """The `Timing` of latency trials (each trial's figure is its median latency) and the
+    `Latency` percentiles of all their samples pooled."""
+    import numpy as np
+
+    arrays = [np.asarray(trial, dtype=np.float64) for trial in trials]
+    if not arrays or any(array.size == 0 for array in arrays):
+        raise ValueError("Cannot summarise latency trials without samples")
+    pooled = np.concatenate(arrays)
+    values = np.percentile(pooled, LATENCY_PERCENTILES)
+    p50, p90, p99, p999, most = (float(v) for v in values)
+    timing = summarise([float(np.median(array)) for array in arrays], 1)
+    latency = Latency(int(pooled.size), p50, p90, p99, p999, most, float(pooled.mean()))
+    return timing, latency
+
+
+def measure_latency(workload: Workload, *, repeat: int) -> tuple[Timing, Latency]:
+    """Run a ``timer="latency"`` workload: one warm-up call, then ``repeat`` calls, each
+    returning per-message latencies in nanoseconds."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1; got {repeat}")
+    gc.collect()
+    workload.call()  # warm-up, discarded
+    trials: list[Sequence[float]] = []
+    for _ in range(repeat):
+        samples = workload.call()
+        if not hasattr(samples, "__len__"):
+            raise TypeError(
+                f"a workload with timer='latency' must return its latencies; got {samples!r}"
+            )
+        trials.append(cast("Sequence[float]", samples))
+    return summarise_latency(trials)
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _close(workload: Workload) -> str | None:
+    """Call the workload's ``close`` (if any); the failure as text, or None."""
+    if workload.close is None:
+        return None
+    try:
+        workload.close()
+    except Exception as exc:
+        return f"closing: {_describe(exc)}"
+    return None
 
 
 def measure_contender(contender: Contender, *, repeat: int, trial_ms: float) -> ContenderResult:
@@ -162,24 +233,33 @@ def measure_contender(contender: Contender, *, repeat: int, trial_ms: float) -> 
         workload = contender.factory()
     except Exception as exc:
         return result("error", f"preparing: {_describe(exc)}")
-    if workload.messages < 0 or workload.nbytes < 0:
-        return result(
-            "error",
-            f"workload counts must be >= 0; got messages={workload.messages}, "
-            f"nbytes={workload.nbytes}",
-        )
+    latency: Latency | None = None
+    failure: str | None = None
     try:
-        timing = measure(workload, repeat=repeat, trial_ms=trial_ms)
+        if workload.messages < 0 or workload.nbytes < 0:
+            failure = (
+                f"workload counts must be >= 0; got messages={workload.messages}, "
+                f"nbytes={workload.nbytes}"
+            )
+        elif workload.timer == "latency":
+            timing, latency = measure_latency(workload, repeat=repeat)
+        else:
+            timing = measure(workload, repeat=repeat, trial_ms=trial_ms)
     except Exception as exc:
-        return result("error", f"running: {_describe(exc)}")
+        failure = f"running: {_describe(exc)}"
+    finally:
+        closing = _close(workload)
+    if failure is not None or closing is not None:
+        return result("error", failure or closing)
     return ContenderResult(
         name=contender.name,
         role=contender.role,
         status="ok",
         note=contender.note,
-        messages_per_op=workload.messages,
-        bytes_per_op=workload.nbytes,
+        messages_per_op=0 if latency is not None else workload.messages,
+        bytes_per_op=0 if latency is not None else workload.nbytes,
         timing=timing,
+        latency=latency,
     )
 
 

@@ -1,0 +1,463 @@
+"""The ring suite: `kaelix.Ring` in one process and `kaelix.SharedRing` between two
+processes, each beside the queues a user would pick instead: ``queue.Queue``,
+``queue.SimpleQueue`` and ``collections.deque`` in one process; ``multiprocessing.Queue``
+and ``faster_fifo.Queue`` between processes.
+
+Every contender moves the same bytes: kaelix frames (``kaelix.encode(Message(payload))``,
+56-byte header plus the payload), which kaelix copies into and out of its ring and the peers
+hand over as ``bytes`` objects. ``nbytes`` counts frame bytes.
+
+Cases:
+
+- one push+pop pair at a time (64 B), in one process;
+- batches of 1,024 frames (64 B and 4 KiB), in one process: ``push_batch(MessageBatch)``
+  then ``pop_batch()``;
+- one producer process to one consumer process (64 B), one message per call and batched,
+  timed by the consumer from its first receipt to its last (`kaelix.bench._procs`);
+- one-way latency between those processes at a fixed offered rate (100 k msg/s), measured
+  from each message's scheduled send time, for kaelix busy-waiting (``wait="spin"``) and
+  with its default ``wait="sleep"``, and for the peers; and again at 10 k msg/s, where the
+  default wait's short spin runs out between messages and it sleeps on its futex.
+
+Imports the public kaelix API only; the worker processes live in `kaelix.bench._procs`,
+which imports multiprocessing and faster_fifo when a factory starts them. Never import numba
+here.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import queue
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kaelix
+from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
+from kaelix.bench._procs import ChannelKind, Form, Frames, Wait, make_frames, open_pair
+from kaelix.bench._reference import MEMCPY_MEMORY
+
+KIB = 1024
+SMALL = 64
+LARGE = 4 * KIB
+
+
+@dataclass(frozen=True)
+class RingSizes:
+    """How much each case moves.
+
+    ``pairs_per_call``: push+pop pairs per timed call in the one-at-a-time case (a plain
+    Python loop, so the per-call overhead of the timing loop is spread out).
+    ``batch_frames``: frames per batch in the batched cases, in and across processes.
+    ``cross_messages``: messages per trial between processes (rounded up to whole batches
+    in the batched case).
+    ``latency_messages``: messages per latency trial, sent at ``latency_rate`` per second;
+    the idle-rate case sends at ``idle_rate`` for as long (proportionally fewer messages).
+    ``ring_capacity``: bytes of the shared ring (and of faster-fifo's buffer) between
+    processes.
+    """
+
+    pairs_per_call: int = 100
+    batch_frames: int = 1024
+    cross_messages: int = 200_000
+    latency_messages: int = 20_000
+    latency_rate: int = 100_000
+    idle_rate: int = 10_000
+    ring_capacity: int = 1 << 20
+
+
+QUICK_SIZES = RingSizes()
+FULL_SIZES = RingSizes(cross_messages=1_000_000, latency_messages=50_000)
+
+
+def _expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise AssertionError(f"sanity check failed: {what}")
+
+
+def frames(payload_size: int, count: int) -> list[bytes]:
+    """``count`` distinct frames (sequences 0, 1, ...) with a ``payload_size``-byte payload;
+    the same frames the cross-process workers send."""
+    return make_frames(Frames(payload_size, count))
+
+
+def _label(payload_size: int) -> str:
+    return f"{payload_size // KIB} KiB" if payload_size >= KIB else f"{payload_size} B"
+
+
+# ------------------------------------------------------------ in one process, one at a time
+
+
+def _pairs(
+    put: Callable[[Any], object], get: Callable[[], object], frame: bytes, pairs: int
+) -> Workload:
+    """The workload of every one-at-a-time contender: ``pairs`` times put the frame, then
+    get it back, in a plain loop."""
+    put(frame)
+    _expect(get() == frame, "a put frame comes back from get")
+
+    def call() -> None:
+        for _ in itertools.repeat(None, pairs):
+            put(frame)
+            get()
+
+    return Workload(call, messages=pairs, nbytes=pairs * len(frame))
+
+
+def _kaelix_pairs(sizes: RingSizes) -> Workload:
+    ring = kaelix.Ring(64 * KIB)
+    (frame,) = frames(SMALL, 1)
+    workload = _pairs(ring.push, ring.pop, frame, sizes.pairs_per_call)
+    _expect(len(ring) == 0 and ring.push(frame) and ring.pop() == frame, "push then pop")
+    return workload
+
+
+def _queue_pairs(sizes: RingSizes) -> Workload:
+    channel: queue.Queue[bytes] = queue.Queue()
+    (frame,) = frames(SMALL, 1)
+    return _pairs(channel.put_nowait, channel.get_nowait, frame, sizes.pairs_per_call)
+
+
+def _simple_queue_pairs(sizes: RingSizes) -> Workload:
+    channel: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    (frame,) = frames(SMALL, 1)
+    return _pairs(channel.put_nowait, channel.get_nowait, frame, sizes.pairs_per_call)
+
+
+def _deque_pairs(sizes: RingSizes) -> Workload:
+    channel: collections.deque[bytes] = collections.deque()
+    (frame,) = frames(SMALL, 1)
+    return _pairs(channel.append, channel.popleft, frame, sizes.pairs_per_call)
+
+
+def _pair_contenders(sizes: RingSizes) -> tuple[Contender, ...]:
+    return (
+        Contender(
+            "kaelix",
+            lambda: _kaelix_pairs(sizes),
+            role="kaelix",
+            note="Ring(64 KiB): push(frame) then pop(); each push checks the frame's CRC32C, "
+            "each pop returns a new bytes object",
+        ),
+        Contender(
+            "queue.Queue",
+            lambda: _queue_pairs(sizes),
+            note="put_nowait(frame) then get_nowait(); hands over a reference",
+        ),
+        Contender(
+            "queue.SimpleQueue",
+            lambda: _simple_queue_pairs(sizes),
+            note="put_nowait(frame) then get_nowait(); hands over a reference",
+        ),
+        Contender(
+            "collections.deque",
+            lambda: _deque_pairs(sizes),
+            note="append(frame) then popleft(); hands over a reference (no blocking get)",
+        ),
+    )
+
+
+# ----------------------------------------------------------------- in one process, batched
+
+
+def _kaelix_batch(payload_size: int, sizes: RingSizes) -> Workload:
+    batch = kaelix.MessageBatch.from_bytes(b"".join(frames(payload_size, sizes.batch_frames)))
+    capacity = max(4 * KIB, 2 * batch.nbytes)
+    ring = kaelix.Ring(capacity)
+    _expect(ring.push_batch(batch) == len(batch), "the whole batch fits in the ring")
+    _expect(ring.pop_batch() == batch, "pop_batch returns the frames pushed")
+    push_batch, pop_batch = ring.push_batch, ring.pop_batch
+
+    def call() -> object:
+        push_batch(batch)
+        return pop_batch()
+
+    return Workload(call, messages=len(batch), nbytes=batch.nbytes)
+
+
+def _deque_batch(payload_size: int, sizes: RingSizes) -> Workload:
+    sent = frames(payload_size, sizes.batch_frames)
+    channel: collections.deque[bytes] = collections.deque()
+    extend, popleft, count = channel.extend, channel.popleft, len(sent)
+
+    def call() -> list[bytes]:
+        extend(sent)
+        return [popleft() for _ in itertools.repeat(None, count)]
+
+    _expect(call() == sent and not channel, "extend then popleft returns the frames")
+    return Workload(call, messages=count, nbytes=sum(map(len, sent)))
+
+
+def _queue_list_batch(payload_size: int, sizes: RingSizes) -> Workload:
+    sent = frames(payload_size, sizes.batch_frames)
+    channel: queue.Queue[list[bytes]] = queue.Queue()
+    put, get = channel.put_nowait, channel.get_nowait
+
+    def call() -> list[bytes]:
+        put(sent)
+        return get()
+
+    _expect(call() is sent, "get returns the list put")
+    return Workload(call, messages=len(sent), nbytes=sum(map(len, sent)))
+
+
+def _batch_contenders(payload_size: int, sizes: RingSizes) -> tuple[Contender, ...]:
+    return (
+        Contender(
+            "kaelix",
+            lambda: _kaelix_batch(payload_size, sizes),
+            role="kaelix",
+            note="Ring(2 batches): push_batch(MessageBatch) then pop_batch(); two copies of "
+            "the frame bytes, pop_batch checks every frame again and builds the columns",
+        ),
+        Contender(
+            "collections.deque",
+            lambda: _deque_batch(payload_size, sizes),
+            note="batches: extend(frames) then popleft() per frame into a list",
+        ),
+        Contender(
+            "queue.Queue (one list)",
+            lambda: _queue_list_batch(payload_size, sizes),
+            role="reference",
+            note="put_nowait(list of frames) then get_nowait(): hands over one reference, "
+            "no frame is touched; reference only",
+        ),
+    )
+
+
+# ------------------------------------------------------------------ between two processes
+
+
+def _cross_throughput(kind: ChannelKind, form: Form, messages: int, sizes: RingSizes) -> Workload:
+    count = sizes.batch_frames if form == "batch" else 1
+    pair = open_pair(kind, Frames(SMALL, count), capacity=sizes.ring_capacity)
+    frame_size = len(pair.expected[0])
+    return Workload(
+        functools.partial(pair.throughput, messages, form),
+        messages=messages,
+        nbytes=messages * frame_size,
+        timer="call",
+        close=pair.close,
+    )
+
+
+def _cross_latency(
+    kind: ChannelKind, wait: Wait, messages: int, rate: int, sizes: RingSizes
+) -> Workload:
+    pair = open_pair(kind, Frames(SMALL, messages), capacity=sizes.ring_capacity, wait=wait)
+    period_ns = round(1e9 / rate)
+    return Workload(
+        functools.partial(pair.latency, messages, period_ns),
+        messages=messages,
+        nbytes=messages * len(pair.expected[0]),
+        timer="latency",
+        close=pair.close,
+    )
+
+
+_MP_NOTE = "multiprocessing.Queue (spawn context, unbounded): put/get pickle each item"
+_FF_NOTE = "faster_fifo.Queue(1 MiB), frames sent as they are (dumps returns the bytes)"
+
+
+def _throughput_contenders(form: Form, messages: int, sizes: RingSizes) -> tuple[Contender, ...]:
+    batched = form == "batch"
+
+    def factory(kind: ChannelKind) -> Callable[[], Workload]:
+        return lambda: _cross_throughput(kind, form, messages, sizes)
+
+    return (
+        Contender(
+            "kaelix",
+            factory("kaelix"),
+            role="kaelix",
+            note="SharedRing(1 MiB), wait='sleep' (the default): "
+            + (
+                "put_batch(MessageBatch) / get_batch()"
+                if batched
+                else "put(frame) / get() per message"
+            ),
+        ),
+        Contender(
+            "multiprocessing.Queue",
+            factory("multiprocessing"),
+            note=_MP_NOTE
+            + ("; batches: one list of frames per put" if batched else "; one frame per put"),
+        ),
+        Contender(
+            "faster-fifo",
+            factory("faster_fifo"),
+            requires=("faster_fifo",),
+            note=_FF_NOTE
+            + ("; batches: put_many(list) / get_many()" if batched else "; put(frame) / get()"),
+        ),
+    )
+
+
+def _latency_contenders(
+    messages: int, rate: int, sizes: RingSizes, *, default_first: bool
+) -> tuple[Contender, ...]:
+    """The latency contenders; the first kaelix one is what bars and ratios use."""
+
+    def factory(kind: ChannelKind, wait: Wait) -> Callable[[], Workload]:
+        return lambda: _cross_latency(kind, wait, messages, rate, sizes)
+
+    spin = Contender(
+        "kaelix (spin)",
+        factory("kaelix", "spin"),
+        role="kaelix",
+        note="SharedRing(1 MiB) attached with wait='spin': the consumer busy-waits in get()",
+    )
+    sleep = Contender(
+        "kaelix (sleep)",
+        factory("kaelix", "sleep"),
+        role="kaelix",
+        note="SharedRing(1 MiB) with the default wait='sleep': a short spin, then a futex",
+    )
+    return (
+        *((sleep, spin) if default_first else (spin, sleep)),
+        Contender(
+            "multiprocessing.Queue",
+            factory("multiprocessing", "sleep"),
+            note=_MP_NOTE + "; its feeder thread needs the producer's GIL",
+        ),
+        Contender(
+            "faster-fifo",
+            factory("faster_fifo", "sleep"),
+            requires=("faster_fifo",),
+            note=_FF_NOTE,
+        ),
+        Contender(
+            "machine floor (no channel)",
+            factory("clock", "spin"),
+            role="reference",
+            note="the same paced producer; the consumer only busy-waits for each scheduled "
+            "time and records how late it saw it: the tail this machine puts under any "
+            "channel (preemption, interrupts, the hypervisor)",
+        ),
+    )
+
+
+# ----------------------------------------------------------------------------------- suite
+
+
+def _at_most_ns(text: str, ns: float) -> Bar:
+    return Bar(text, "max_ns_per_message", ns)
+
+
+def _faster(factor: int, peer: str) -> Bar:
+    return Bar(f"\u2265 {factor}\u00d7 {peer}", "min_speedup", float(factor), peer=peer)
+
+
+def _latency(percentile: float, label: str, ns: float) -> Bar:
+    text = f"{label} \u2264 {ns / 1000:g} \u00b5s"
+    return Bar(text, "max_latency", float(ns), percentile=float(percentile))
+
+
+def _rate(per_second: int) -> str:
+    return f"{per_second / 1000:g} k msg/s"
+
+
+def cases(config: SuiteConfig, sizes: RingSizes | None = None) -> Sequence[Case]:
+    """The ring cases. ``sizes`` defaults to `QUICK_SIZES` in quick mode and `FULL_SIZES`
+    in full mode (the tests pass tiny ones)."""
+    if sizes is None:
+        sizes = QUICK_SIZES if config.quick else FULL_SIZES
+    batch = f"{sizes.batch_frames:,} frames"
+    one = sizes.cross_messages
+    batches = -(-sizes.cross_messages // sizes.batch_frames)
+    batched = batches * sizes.batch_frames
+    timed_by_consumer = (
+        "consumer-timed: messages after its first receipt over the time from the first "
+        "receipt to the last; producer and consumer are spawned processes"
+    )
+    idle_messages = max(1, sizes.latency_messages * sizes.idle_rate // sizes.latency_rate)
+    schedule = (
+        "on a fixed schedule; latency = receipt time minus scheduled send time "
+        "(perf_counter_ns, one clock for both processes); the producer yields its core while "
+        "more than 4 \u00b5s remain before a send, then busy-waits"
+    )
+    return (
+        Case(
+            f"push+pop one message ({_label(SMALL)})",
+            _pair_contenders(sizes),
+            bars=(_at_most_ns("\u2264 100 ns per pair", 100.0), _faster(15, "queue.Queue")),
+            note=f"one timed call makes {sizes.pairs_per_call} push+pop pairs in a Python "
+            "loop: time/op is per call, msg/s per pair",
+        ),
+        *(
+            Case(
+                f"push_batch+pop_batch {_label(size)} ({batch})",
+                _batch_contenders(size, sizes),
+                bars=(
+                    Bar("\u2265 50 M msg/s", "min_messages_per_s", 50e6),
+                    Bar(
+                        "\u2265 40 % of memcpy",
+                        "min_memcpy_fraction",
+                        0.4,
+                        reference=MEMCPY_MEMORY,
+                    ),
+                )
+                if size == SMALL
+                else (),
+                throughput="both",
+                note="bytes are frame bytes (56-byte header + payload); compare with the "
+                "memcpy reference line",
+            )
+            for size in (SMALL, LARGE)
+        ),
+        Case(
+            f"1\u21921 processes, one message per call ({_label(SMALL)})",
+            _throughput_contenders("one", one, sizes),
+            bars=(
+                Bar("\u2265 2 M msg/s", "min_messages_per_s", 2e6),
+                _faster(20, "multiprocessing.Queue"),
+                _faster(5, "faster-fifo"),
+            ),
+            note=f"{one:,} messages per trial, {timed_by_consumer}",
+        ),
+        Case(
+            f"1\u21921 processes, batches of {batch} ({_label(SMALL)})",
+            _throughput_contenders("batch", batched, sizes),
+            bars=(
+                Bar("\u2265 20 M msg/s", "min_messages_per_s", 20e6),
+                _faster(20, "multiprocessing.Queue"),
+                _faster(5, "faster-fifo"),
+            ),
+            note=f"{batched:,} messages per trial in batches of {sizes.batch_frames:,}, "
+            f"{timed_by_consumer}",
+        ),
+        Case(
+            f"1\u21921 processes, one-way latency at {_rate(sizes.latency_rate)} ({_label(SMALL)})",
+            _latency_contenders(
+                sizes.latency_messages, sizes.latency_rate, sizes, default_first=False
+            ),
+            bars=(
+                _latency(50, "p50", 2_000),
+                _latency(99, "p99", 10_000),
+                _latency(99.9, "p99.9", 50_000),
+            ),
+            throughput="latency",
+            note=f"{sizes.latency_messages:,} messages per trial, one every "
+            f"{1e6 / sizes.latency_rate:g} \u00b5s {schedule}. kaelix's default wait spins "
+            "briefly (about 20 \u00b5s) before sleeping on its futex, so at this rate it "
+            "seldom sleeps: the next case shows that path",
+        ),
+        Case(
+            f"1\u21921 processes, one-way latency at {_rate(sizes.idle_rate)} ({_label(SMALL)})",
+            _latency_contenders(idle_messages, sizes.idle_rate, sizes, default_first=True),
+            throughput="latency",
+            note=f"{idle_messages:,} messages per trial, one every "
+            f"{1e6 / sizes.idle_rate:g} \u00b5s {schedule}. No DESIGN.md bar: it shows what "
+            "kaelix's idle-friendly default wait costs when it does sleep between messages",
+        ),
+    )
+
+
+SUITE = Suite(
+    name="ring",
+    description="Ring and SharedRing vs queue.Queue, SimpleQueue, deque, "
+    "multiprocessing.Queue and faster-fifo",
+    cases=cases,
+)
