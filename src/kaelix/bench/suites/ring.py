@@ -332,9 +332,10 @@ def _latency_contenders(
             "machine floor (no channel)",
             factory("clock", "spin"),
             role="reference",
-            note="the same paced producer; the consumer only busy-waits for each scheduled "
-            "time and records how late it saw it: the tail this machine puts under any "
-            "channel (preemption, interrupts, the hypervisor)",
+            note="no channel: the same paced producer records how late it made each send, "
+            "the consumer busy-waits for each scheduled time and records how late it saw it; "
+            "a message's figure is the later of the two, the tail this machine puts under "
+            "any channel (preemption, interrupts, the hypervisor)",
         ),
     )
 
