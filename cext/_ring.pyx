@@ -457,7 +457,7 @@ cdef class _RingCore:
         while True:
             if self._push_object(frame):
                 return None
-            size = len(memoryview(frame)) if not PyBytes_CheckExact(frame) \
+            size = memoryview(frame).nbytes if not PyBytes_CheckExact(frame) \
                 else PyBytes_GET_SIZE(frame)
             self._wait(FOR_SPACE, <uint64_t>size, deadline)
 
