@@ -48,7 +48,7 @@ from kaelix.bench._runner import (
     summarise_latency,
 )
 from kaelix.bench._runner import measure_contender as _measure_contender
-from kaelix.bench.suites import ring
+from kaelix.bench.suites import ring, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +72,11 @@ RING_CASES = (
     "1\u21921 processes, batches of 1,024 frames (64 B)",
     "1\u21921 processes, one-way latency at 100 k msg/s (64 B)",
     "1\u21921 processes, one-way latency at 10 k msg/s (64 B)",
+)
+VALIDATE_CASES = (
+    "check_delivery 1,000,000 messages",
+    "DeliveryTracker.update 1,000,000 messages (batches of 65,536)",
+    "numba compile: first call in a fresh process",
 )
 INSTALL_HINT = 'pip install "kaelix[bench]"'
 TINY = ("--repeat", "2", "--trial-ms", "1")
@@ -116,6 +121,8 @@ def _check_contender(data: Mapping[str, Any], where: str) -> None:
             data["messages_per_s"] is not None
             or data["bytes_per_s"] is not None
             or latency is not None
+            # a one-off cost (timer "once", e.g. a compile time): one trial, no rate
+            or (data["messages_per_op"] == data["bytes_per_op"] == 0 and data["inner_loops"] == 1)
         ), where
     else:
         assert isinstance(data["reason"], str) and data["reason"], f"{where} says why"
@@ -185,6 +192,10 @@ def test_list_shows_suites_cases_bars_and_peers() -> None:
     assert (
         "bar: p50 \u2264 2 \u00b5s; p99 \u2264 10 \u00b5s; p99.9 \u2264 50 \u00b5s" in done.stdout
     )
+    assert "\nvalidate: " in done.stdout
+    for case in VALIDATE_CASES:
+        assert f"  {case}\n" in done.stdout
+    assert "bar: \u2265 200 M msg/s; \u2265 100\u00d7 pure Python (dict/set)" in done.stdout
     assert "optional peers:" in done.stdout
     assert "faster_fifo" in done.stdout
 
@@ -244,7 +255,7 @@ def test_no_peers_runs_kaelix_and_reference_lines_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nosuch"], "unknown suite 'nosuch'; choose from: codec, ring"),
+        (["nosuch"], "unknown suite 'nosuch'; choose from: codec, ring, validate"),
         (["--repeat", "0"], "expected a whole number >= 1, got 0"),
         (["--trial-ms", "-1"], "expected a number > 0, got -1"),
         (["--quick", "--full"], "not allowed with argument"),
@@ -350,7 +361,8 @@ def test_run_accepts_a_suite_object_and_reports_skips_and_errors() -> None:
 def test_run_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="repeat must be at least 1; got 0"):
         run(["codec"], repeat=0)
-    with pytest.raises(ValueError, match="Unknown suite 'nosuch'; choose from: codec, ring"):
+    known = "codec, ring, validate"
+    with pytest.raises(ValueError, match=f"Unknown suite 'nosuch'; choose from: {known}"):
         run(["nosuch"])
 
 
@@ -489,6 +501,178 @@ def test_ring_cases_are_listed_without_starting_anything() -> None:
     assert "200,000 messages per trial" in quick[3].note
     assert "1,000,000 messages per trial" in full[3].note
     assert multiprocessing.active_children() == []
+
+
+# --------------------------------------------------------------------- the validate suite
+
+TINY_VALIDATE = validate.ValidateSizes(
+    messages=20_000, reference_messages=10_000, tracker_batch=4_096, probe_messages=16
+)
+COMPILE_CONTENDERS = [
+    "kaelix check_delivery, no cache",
+    "kaelix check_delivery, on-disk cache",
+    "kaelix DeliveryTracker.update, no cache",
+]
+
+
+def _probe_dirs() -> set[str]:
+    import tempfile
+
+    return {p.name for p in Path(tempfile.gettempdir()).glob("kaelix-bench-numba-*")}
+
+
+def test_the_validate_suite_in_a_tiny_configuration_produces_every_result() -> None:
+    before = _probe_dirs()
+    suite = Suite(
+        "validate", "tiny validate suite", functools.partial(validate.cases, sizes=TINY_VALIDATE)
+    )
+    result = run([suite], repeat=1, trial_ms=0.5)
+
+    names = [case.case for case in result.results]
+    assert names == [
+        "check_delivery 20,000 messages",
+        "DeliveryTracker.update 20,000 messages (batches of 4,096)",
+        "numba compile: first call in a fresh process",
+    ]
+    assert not result.errors, [(c.case, r.name, r.reason) for c, r in result.errors]
+    faults = validate.FAULTS
+    received = 20_000 - faults.dropped + faults.duplicated
+    reference_received = 10_000 - faults.dropped + faults.duplicated
+    for name in names[:2]:
+        case = result.case("validate", name)
+        assert case.throughput == "messages"
+        assert [c.name for c in case.contenders] == ["kaelix", validate.PYTHON]
+        kaelix, python = case.contenders
+        assert kaelix.ok and python.ok, (kaelix.reason, python.reason)
+        assert (kaelix.role, python.role) == ("kaelix", "peer")
+        assert kaelix.messages_per_op == received and kaelix.bytes_per_op == 0
+        assert python.messages_per_op == reference_received
+        assert kaelix.messages_per_s is not None and case.speedup(validate.PYTHON) is not None
+        assert [(check.bar.kind, check.bar.peer) for check in case.bars] == [
+            ("min_messages_per_s", None),
+            ("min_speedup", validate.PYTHON),
+        ]
+        assert all(check.met is not None for check in case.bars)
+        assert "received = sent with 3 dropped" in case.note
+
+    compiled = result.case("validate", names[2])
+    assert [c.name for c in compiled.contenders] == COMPILE_CONTENDERS
+    assert compiled.bars == ()
+    for contender in compiled.contenders:
+        assert contender.ok and contender.role == "kaelix", contender.reason
+        assert contender.timing is not None and contender.timing.inner_loops == 1
+        assert len(contender.timing.trials_ns) == 1 and contender.timing.median_ns > 0
+        assert contender.messages_per_op == contender.bytes_per_op == 0
+        assert contender.messages_per_s is None and contender.bytes_per_s is None
+    assert _probe_dirs() <= before  # every probe's numba cache directory removed
+
+    data = json.loads(json.dumps(result.to_json()))
+    check_schema(data)
+    assert BenchRun.from_json(data) == result
+    text = render_text(result)
+    assert "numba compile: first call in a fresh process" in text
+    assert "msg/s counts received messages" in text
+
+
+def test_validate_cases_are_listed_without_preparing_anything() -> None:
+    quick = validate.cases(SuiteConfig(quick=True))
+    full = validate.cases(SuiteConfig(quick=False))
+    assert [case.name for case in quick] == list(VALIDATE_CASES)
+    assert [case.name for case in full] == [
+        "check_delivery 10,000,000 messages",
+        "DeliveryTracker.update 10,000,000 messages (batches of 65,536)",
+        "numba compile: first call in a fresh process",
+    ]
+    assert "first 200,000 messages" in quick[0].contenders[1].note
+
+
+def test_validate_faulty_run_injects_exactly_the_faults_it_reports() -> None:
+    run_ = validate.faulty_run(10_000)
+    assert set(run_.sent) == set(run_.received) == set(validate.COLUMNS)
+    assert run_.received_messages == 10_000 - 3 + 3
+    assert run_.sent["producer_id"].dtype.name == "uint64"
+    assert run_.sent["partition"].dtype.name == "uint32"
+    assert run_.sent["sequence"].dtype.name == "uint64"
+    assert run_.sent["checksum"].dtype.name == "uint32"
+    assert len(set(run_.sent["producer_id"].tolist())) == 8
+    assert set(run_.sent["partition"].tolist()) == {0, 1, 2, 3}
+    assert run_.expected == {
+        "expected": 10_000,
+        "delivered": 10_000 - 3,
+        "lost": 3,
+        "duplicated": 3,
+        "reordered": 1,
+        "corrupted": 2,
+        "unexpected": 0,
+    }
+    result = validate.python_check_delivery(
+        validate.list_columns(run_.sent), validate.list_columns(run_.received)
+    )
+    assert {key: result[key] for key in run_.expected} == run_.expected
+    assert [len(result["examples"][k]) for k in ("lost", "duplicated", "corrupted")] == [3, 3, 2]
+    with pytest.raises(ValueError, match="faulty_run needs at least 5,120 messages"):
+        validate.faulty_run(5_000)
+
+
+def _unexpected_and_late(columns: dict[str, Any]) -> dict[str, Any]:
+    """Columns with a message of an unknown producer and an old sequence appended."""
+    import numpy as np
+
+    extra = {
+        "producer_id": np.array([12345, columns["producer_id"][0]], dtype=np.uint64),
+        "partition": np.array([0, columns["partition"][0]], dtype=np.uint32),
+        "sequence": np.array([0, columns["sequence"][0]], dtype=np.uint64),
+        "checksum": np.array([0, 0], dtype=np.uint32),
+    }
+    return {name: np.concatenate([columns[name], extra[name]]) for name in validate.COLUMNS}
+
+
+def test_the_pure_python_contenders_agree_with_kaelix() -> None:
+    from kaelix.validate import DeliveryTracker, check_delivery
+
+    faults = validate.Faults(dropped=4, duplicated=5, swapped=3, corrupted=2)
+    run_ = validate.faulty_run(30_000, 3, 5, faults=faults, seed=7)
+    received = _unexpected_and_late(run_.received)
+    report = check_delivery(run_.sent, received)
+    python = validate.python_check_delivery(
+        validate.list_columns(run_.sent), validate.list_columns(received)
+    )
+    assert {name: getattr(report, name) for name in run_.expected} == {
+        name: python[name] for name in run_.expected
+    }
+    examples = {
+        category: [(e.producer_id, e.partition, e.sequence, e.position) for e in shown]
+        for category, shown in report.examples.items()
+        if category in python["examples"]
+    }
+    assert examples == python["examples"]
+    assert (python["unexpected"], python["duplicated"]) == (1, 5 + 1)  # the two appended
+
+    tracker, twin = DeliveryTracker(window=1_024), validate.PythonTracker(window=1_024)
+    for part in range(0, len(received["sequence"]), 4_096):
+        chunk = {name: received[name][part : part + 4_096] for name in validate.COLUMNS[:3]}
+        tracker.update(chunk)
+        twin.update(*(chunk[name].tolist() for name in validate.COLUMNS[:3]))
+    counts = tracker.report()
+    assert {name: getattr(counts, name) for name in twin.report()} == twin.report()
+
+
+def test_a_once_workload_is_called_once_without_a_warm_up() -> None:
+    calls: list[int] = []
+
+    def first_call() -> float:
+        calls.append(1)
+        return 2.5e8
+
+    workload = Workload(first_call, messages=0, timer="once")
+    result = measure_contender(Contender("kaelix", lambda: workload, role="kaelix"))
+    assert result.ok and result.timing is not None and calls == [1]
+    assert result.timing.trials_ns == (2.5e8,) and result.timing.inner_loops == 1
+    assert result.messages_per_s is None and result.ns_per_message == 2.5e8
+
+    failed = measure_contender(Contender("kaelix", lambda: Workload(lambda: 0, timer="once")))
+    assert failed.status == "error"
+    assert "timer='once' must return the positive nanoseconds" in str(failed.reason)
 
 
 # --------------------------------------------------------------------------- measurement

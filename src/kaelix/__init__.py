@@ -30,6 +30,16 @@ from kaelix.errors import (
     RingError,
     RingFull,
 )
+from kaelix.validate import (
+    DeliveryReport,
+    DeliveryTracker,
+    Example,
+    InvariantViolation,
+    LatencyReport,
+    check_delivery,
+    latency_report,
+    validate_message_invariants,
+)
 
 __version__ = "0.1.0"
 
@@ -41,8 +51,13 @@ __all__ = [
     "MAX_HEADER_COUNT",
     "MAX_HEADER_NAME_BYTES",
     "DecodeError",
+    "DeliveryReport",
+    "DeliveryTracker",
+    "Example",
     "FrameTooLarge",
+    "InvariantViolation",
     "KaelixError",
+    "LatencyReport",
     "Message",
     "MessageBatch",
     "PeerGone",
@@ -53,10 +68,13 @@ __all__ = [
     "RingFull",
     "SharedRing",
     "__version__",
+    "check_delivery",
     "crc32c",
     "crc32c_implementation",
     "decode",
     "decode_batch",
     "encode",
     "encode_batch",
+    "latency_report",
+    "validate_message_invariants",
 ]

@@ -25,7 +25,7 @@ Status = Literal["ok", "skipped", "error"]
 Throughput = Literal["messages", "bytes", "both", "latency"]
 """What a case's table shows: messages/s, bytes/s, both, or one-way latency percentiles."""
 
-Timer = Literal["loop", "call", "latency"]
+Timer = Literal["loop", "call", "latency", "once"]
 """How a workload is timed (see `Workload`)."""
 
 BarKind = Literal[
@@ -72,7 +72,11 @@ class Workload:
       received to the last); no calibration;
     - ``"latency"``: one call is one trial and returns the one-way latency in nanoseconds of
       each of its messages (a sequence or numpy array); the runner pools the trials into
-      percentiles (`Latency`).
+      percentiles (`Latency`);
+    - ``"once"``: like ``"call"``, but the one call is the only trial (no warm-up, no
+      repeats): a cost paid once per process, such as numba compiling a kernel on its first
+      call, measured in a fresh process. Such a workload usually handles no messages
+      (``messages=0``): its figure is a time, not a rate.
 
     ``close``, when set, is called once after the last trial (or when preparing or timing
     fails): it stops worker processes and removes what the factory created.

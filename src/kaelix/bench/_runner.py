@@ -15,7 +15,8 @@ How one contender is measured (``docs/bench.md`` says the same for readers):
 A workload that times itself (``timer="call"``: cross-process runs, timed by their consumer)
 skips calibration: one call is one trial, one warm-up call, then ``repeat`` calls. A latency
 workload (``timer="latency"``) likewise, and its trials' per-message latencies are pooled into
-percentiles (numpy, imported when a latency workload runs).
+percentiles (numpy, imported when a latency workload runs). A one-off cost
+(``timer="once"``, e.g. numba's compile time in a fresh process) is one call, one trial.
 
 Imports the bench's own modules and the standard library (numpy lazily, for latency
 percentiles); the suites import kaelix. Never import numba here.
@@ -132,10 +133,10 @@ def summarise(per_op_ns: Sequence[float], inner_loops: int) -> Timing:
     )
 
 
-def _self_timed(value: object) -> float:
+def _self_timed(value: object, timer: str = "call") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise TypeError(
-            f"a workload with timer='call' must return the positive nanoseconds it took; "
+            f"a workload with timer={timer!r} must return the positive nanoseconds it took; "
             f"got {value!r}"
         )
     return float(value)
@@ -145,7 +146,8 @@ def measure(workload: Workload, *, repeat: int, trial_ms: float) -> Timing:
     """Time ``workload.call``: calibrate, one warm-up trial, then ``repeat`` trials.
 
     A ``timer="call"`` workload is not calibrated: one warm-up call, then ``repeat`` calls,
-    each returning its own time. (``timer="latency"`` workloads go to `measure_latency`.)
+    each returning its own time. A ``timer="once"`` workload is called once, and that call's
+    own time is the only trial. (``timer="latency"`` workloads go to `measure_latency`.)
     """
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1; got {repeat}")
@@ -155,6 +157,8 @@ def measure(workload: Workload, *, repeat: int, trial_ms: float) -> Timing:
     gc.collect()
     if workload.timer == "latency":
         return measure_latency(workload, repeat=repeat)[0]
+    if workload.timer == "once":
+        return summarise([_self_timed(call(), "once")], 1)
     if workload.timer == "call":
         _self_timed(call())  # warm-up, discarded
         return summarise([_self_timed(call()) for _ in range(repeat)], 1)

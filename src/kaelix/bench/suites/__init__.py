@@ -1,9 +1,9 @@
 """The registry of benchmark suites: the one place a suite is added.
 
 A suite is a module under ``kaelix.bench.suites`` that defines ``SUITE``, a
-`kaelix.bench.Suite`. To add one (the stream, validate and queue suites of later
-issues), write the module and add a line to `SUITES`; ``python -m kaelix.bench --list``
-and `kaelix.bench.run` pick it up. Suite modules are imported only when used, so a
+`kaelix.bench.Suite`. To add one (the stream and queue suites of later issues), write
+the module and add a line to `SUITES`; ``python -m kaelix.bench --list`` and
+`kaelix.bench.run` pick it up. Suite modules are imported only when used, so a
 suite's dependencies cost nothing to the others.
 
 Suite modules import the public kaelix API and lazily their peers; never numba at module
@@ -19,6 +19,7 @@ from kaelix.bench._model import Suite
 SUITES: dict[str, str] = {
     "codec": "kaelix.bench.suites.codec",
     "ring": "kaelix.bench.suites.ring",
+    "validate": "kaelix.bench.suites.validate",
 }
 """Suite name -> module defining ``SUITE``, in the order a full run goes through them."""
 

@@ -1,0 +1,342 @@
+"""check_delivery and DeliveryTracker: what a stream delivered, compared with what was sent
+(or with consecutive sequences), over MessageBatch columns.
+
+The counting runs in numba kernels (``_kernels``, imported on first use); this module checks
+the input, lays out the tables the kernels fill, and builds the reports. Imports numpy and
+the kaelix API; numba only through ``_kernels``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from kaelix._batch import MessageBatch
+from kaelix.validate._reports import CATEGORIES, DeliveryReport, Example
+
+Ordering = Literal["partition", "producer", "global", "none"]
+_ORDERINGS = ("partition", "producer", "global", "none")
+_COLUMNS = (("producer_id", np.uint64), ("partition", np.uint32), ("sequence", np.uint64))
+_LARGEST = {"producer_id": 2**64 - 1, "partition": 2**32 - 1, "sequence": 2**64 - 1}
+_LARGEST["checksum"] = 2**32 - 1
+
+
+def _columns(value: object, what: str, *, checksum: bool = True) -> dict[str, npt.NDArray[Any]]:
+    """The key columns (and checksums) of a MessageBatch or a mapping of numpy arrays."""
+    wanted = [*_COLUMNS, ("checksum", np.uint32)] if checksum else list(_COLUMNS)
+    if isinstance(value, MessageBatch):
+        return {name: getattr(value, name) for name, _ in wanted}
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{what} must be a MessageBatch or a mapping of numpy columns, "
+            f"got {type(value).__name__}"
+        )
+    out: dict[str, npt.NDArray[Any]] = {}
+    for name, dtype in wanted:
+        if name not in value:
+            raise ValueError(f"{what} has no {name!r} column (it needs {[n for n, _ in wanted]})")
+        column = np.asarray(value[name])
+        if column.ndim != 1:
+            raise ValueError(f"{what}[{name!r}] must be 1-D, got shape {column.shape}")
+        if column.dtype != dtype:
+            if column.size and (
+                not np.issubdtype(column.dtype, np.integer)
+                or column.min() < 0
+                or int(column.max()) > _LARGEST[name]
+            ):
+                raise ValueError(f"{what}[{name!r}] does not fit {np.dtype(dtype).name}")
+            column = column.astype(dtype)
+        out[name] = np.ascontiguousarray(column)
+    lengths = {len(column) for column in out.values()}
+    if len(lengths) > 1:
+        sizes = {name: len(column) for name, column in out.items()}
+        raise ValueError(f"{what}'s columns differ in length: {sizes}")
+    return out
+
+
+def _check_max_examples(max_examples: int) -> int:
+    if not isinstance(max_examples, int) or isinstance(max_examples, bool) or max_examples < 0:
+        raise ValueError(f"max_examples must be an int >= 0, got {max_examples!r}")
+    return max_examples
+
+
+def _examples(
+    rows: npt.NDArray[np.int64], columns_for: list[dict[str, npt.NDArray[Any]]]
+) -> dict[str, tuple[Example, ...]]:
+    out: dict[str, tuple[Example, ...]] = {}
+    for category, row in enumerate(rows):
+        cols = columns_for[category]
+        out[CATEGORIES[category]] = tuple(
+            Example(
+                int(cols["producer_id"][i]),
+                int(cols["partition"][i]),
+                int(cols["sequence"][i]),
+                int(i),
+            )
+            for i in row.tolist()
+            if i >= 0
+        )
+    return out
+
+
+def check_delivery(
+    sent: object,
+    received: object,
+    *,
+    ordering: Ordering = "partition",
+    max_examples: int = 5,
+) -> DeliveryReport:
+    """Compares what was received with what was sent, message by message.
+
+    A message is known by its (producer_id, partition, sequence). Walking ``received`` in
+    order, each message is *unexpected* (never sent), *duplicated* (received before), or
+    delivered; a delivered message is also *corrupted* when its checksum differs from the
+    sent one, and *reordered* when it was sent before a message of the same ordering scope
+    that arrived earlier. Sent messages never received are *lost*.
+
+    Args:
+        sent: a ``MessageBatch``, or a mapping with 1-D numpy columns ``producer_id``,
+            ``partition``, ``sequence`` and ``checksum``. Its order is the send order; a key
+            sent twice counts once (its first occurrence).
+        received: the same, in the order received.
+        ordering: whose order must hold: ``"partition"`` (each producer's messages within a
+            partition: what kaelix streams promise), ``"producer"`` (each producer's
+            messages across its partitions), ``"global"`` (all messages) or ``"none"``.
+        max_examples: how many examples of each problem to keep.
+
+    Returns:
+        A ``DeliveryReport``, true only when nothing is wrong.
+
+    >>> import kaelix
+    >>> sent = kaelix.MessageBatch.from_messages(
+    ...     kaelix.Message(b"m", sequence=i) for i in range(4))
+    >>> report = check_delivery(sent, sent[0:1] + sent[2:4] + sent[2:3])
+    >>> (report.lost, report.duplicated, bool(report))
+    (1, 1, False)
+    """
+    if ordering not in _ORDERINGS:
+        raise ValueError(f"ordering must be one of {_ORDERINGS}, got {ordering!r}")
+    max_examples = _check_max_examples(max_examples)
+    s = _columns(sent, "sent")
+    r = _columns(received, "received")
+    k = _kernels()
+
+    n_sent = len(s["sequence"])
+    stream_of = _scratch("stream_of", n_sent, np.int32)
+    streams = 64
+    while True:  # a table for `streams` (producer, partition) pairs, bigger until they fit
+        ka, kb, kv, kc = k.new_table(streams)
+        fitted, lo, hi, prod, switches = k.sent_streams(
+            s["producer_id"], s["partition"], s["sequence"], ka, kb, kv, kc, stream_of
+        )
+        if fitted:
+            break
+        streams *= 8
+    base, stride, total = k.dense_layout(lo, hi, 2 * n_sent + 1024, switches > n_sent // 4)
+    if total >= 0:
+        n_slots = int(total)
+        sparse = np.empty(0, np.int64)
+        ska, skb, skv, skc = k.new_table(0)
+    else:
+        ska, skb, skv, skc = k.new_table(n_sent)
+        sparse = k.sparse_slots(stream_of, s["sequence"], ska, skb, skv, skc)
+        n_slots = int(skc[0])
+    scope_of_stream, n_scopes = _scopes(ordering, prod)
+    # Sent positions: int32 while they fit (half the memory traffic of the walk).
+    first = _scratch("first", n_slots, np.int32 if n_sent < 2**31 else np.int64)
+    checksums = _scratch("checksum", n_slots, np.uint32)
+    got = _scratch("got", n_slots, np.uint8)
+    counters, rows = k.check(
+        stream_of, s["sequence"], s["checksum"], lo, hi, base, stride, n_slots, sparse,
+        ska, skb, skv, skc,
+        r["producer_id"], r["partition"], r["sequence"], r["checksum"],
+        ka, kb, kv, kc, scope_of_stream, n_scopes, max_examples, first, checksums, got,
+    )  # fmt: skip
+    examples = _examples(rows[:5], [s, r, r, r, r])
+    return DeliveryReport(
+        expected=int(counters[k.EXPECTED]),
+        delivered=int(counters[k.DELIVERED]),
+        lost=int(counters[k.LOST]),
+        duplicated=int(counters[k.DUPLICATED]),
+        reordered=int(counters[k.REORDERED]),
+        corrupted=int(counters[k.CORRUPTED]),
+        unexpected=int(counters[k.UNEXPECTED]),
+        ordering=ordering,
+        examples=examples,
+    )
+
+
+def _kernels() -> Any:
+    """The numba kernels, imported (and numba with them) on first use."""
+    from kaelix.validate import _kernels as kernels
+
+    return kernels
+
+
+_workspace = threading.local()
+_SCRATCH_KEEP = 1 << 26  # entries: larger scratch arrays are not kept between calls
+
+
+def _scratch(name: str, size: int, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """A reusable per-thread array of at least size entries. Checking 10 M messages touches
+    over 100 MB of tables; fresh memory faults on every page (on a VM, that was most of the
+    time of a call), so the tables of the last call are kept, up to 64 M entries each."""
+    kept: npt.NDArray[Any] | None = getattr(_workspace, name, None)
+    if kept is not None and kept.shape[0] >= size:
+        return kept
+    array = np.empty(max(size, 1), dtype)
+    if size <= _SCRATCH_KEEP:
+        setattr(_workspace, name, array)
+    return array
+
+
+def _scopes(ordering: str, producers: npt.NDArray[np.uint64]) -> tuple[npt.NDArray[np.int64], int]:
+    m = len(producers)
+    if ordering == "none":
+        return np.zeros(m, np.int64), 0
+    if ordering == "global":
+        return np.zeros(m, np.int64), 1
+    if ordering == "partition":
+        return np.arange(m, dtype=np.int64), m
+    _, inverse = np.unique(producers, return_inverse=True)
+    return inverse.astype(np.int64), int(inverse.max()) + 1 if m else 0
+
+
+class DeliveryTracker:
+    """``check_delivery`` without keeping what was sent: fed batch by batch as messages
+    arrive, for streams whose sequences per (producer, partition) run consecutively from
+    ``start``, with memory bounded by ``window / 8`` bytes per (producer, partition).
+
+    A sequence more than ``window`` below the highest one seen in its stream has left the
+    window: if it never arrived it is *lost*; if it arrives afterwards it is *late* (a
+    duplicate of one delivered long ago, or one already counted lost: the tracker cannot
+    tell). Inside the window, a repeat is *duplicated* and one that arrives after a higher
+    sequence is *reordered*. ``report()`` is a snapshot: gaps still inside the window count
+    as lost in it, and turn into delivered (and reordered) if they arrive later.
+
+    Args:
+        window: sequences kept per stream, a power of two >= 64 (default 65,536: 8 KiB).
+        ordering: ``"partition"`` or ``"none"`` (the tracker has no send order across
+            streams).
+        start: the first sequence of every stream.
+        max_examples: examples kept per problem.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: int = 65536,
+        ordering: Literal["partition", "none"] = "partition",
+        start: int = 0,
+        max_examples: int = 5,
+    ) -> None:
+        if (
+            not isinstance(window, int)
+            or isinstance(window, bool)
+            or window < 64
+            or window & (window - 1)
+        ):
+            raise ValueError(f"window must be a power of two >= 64, got {window!r}")
+        if ordering not in ("partition", "none"):
+            raise ValueError(
+                f"the tracker checks ordering 'partition' or 'none', got {ordering!r}: it has "
+                f"no send order across streams (use check_delivery for that)"
+            )
+        if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start < 1 << 64:
+            raise ValueError(f"start must be an int from 0 to 2**64 - 1, got {start!r}")
+        self._window = window
+        self._ordering = ordering
+        self._high: npt.NDArray[np.uint64]
+        self._bits: npt.NDArray[np.uint64]
+        self._table: tuple[npt.NDArray[Any], ...]
+        self._start = start
+        max_examples = _check_max_examples(max_examples)
+        self._messages = 0
+        self._counters = np.zeros(8, np.int64)
+        self._lost = np.zeros(1, np.uint64)
+        self._examples = np.full((6, max_examples), -1, np.int64)
+        self._example_keys = np.zeros((6, max_examples, 3), np.uint64)
+        self._taken = np.zeros(6, np.int64)
+        self._grow(0)
+
+    def _grow(self, streams: int) -> None:
+        """Room for twice as many streams (at least 16), keeping every stream's state."""
+        k = _kernels()
+
+        capacity = max(16, 2 * streams)
+        high = np.zeros(capacity, np.uint64)
+        bits = np.zeros((capacity, self._window // 64), np.uint64)
+        table = k.new_table(capacity)
+        if streams:
+            high[:streams] = self._high[:streams]
+            bits[:streams] = self._bits[:streams]
+            k.rehash(*self._table[:3], *table)
+        self._high, self._bits, self._table = high, bits, table
+
+    @property
+    def streams(self) -> int:
+        """(producer, partition) pairs seen."""
+        return int(self._table[3][0])
+
+    @property
+    def messages(self) -> int:
+        """Messages fed so far."""
+        return self._messages
+
+    def update(self, batch: object) -> None:
+        """Feeds the next messages, in the order they arrived (a ``MessageBatch`` or a mapping
+        of numpy columns ``producer_id``, ``partition``, ``sequence``)."""
+        k = _kernels()
+
+        cols = _columns(batch, "batch", checksum=False)
+        n = len(cols["sequence"])
+        done = 0
+        while done < n:
+            done = k.track(
+                cols["producer_id"], cols["partition"], cols["sequence"], done, self._messages,
+                *self._table, self._high, self._bits, self._window, np.uint64(self._start),
+                self._ordering == "partition",
+                self._counters, self._lost, self._examples, self._taken, self._example_keys,
+            )  # fmt: skip
+            if done < n:
+                self._grow(self.streams)
+        self._messages += n
+
+    def report(self) -> DeliveryReport:
+        """The counts so far (see the class docstring for what a snapshot counts as lost)."""
+        k = _kernels()
+
+        streams = self.streams
+        gaps = k.pending(self._high, self._bits, streams, self._window, np.uint64(self._start))
+        # Python ints: a stream running from 0 to 2**64 - 1 expects 2**64 messages.
+        highs = self._high[:streams].tolist()
+        expected = sum(h - self._start + 1 for h in highs if h >= self._start)
+        c = self._counters
+        examples = {
+            CATEGORIES[category]: tuple(
+                Example(int(p), int(q), int(s), int(pos))
+                for pos, (p, q, s) in zip(
+                    self._examples[category].tolist(),
+                    self._example_keys[category].tolist(),
+                    strict=True,
+                )
+                if pos >= 0
+            )
+            for category in range(6)
+        }
+        return DeliveryReport(
+            expected=int(expected),
+            delivered=int(c[k.DELIVERED]),
+            lost=int(self._lost[0]) + int(gaps),
+            duplicated=int(c[k.DUPLICATED]),
+            reordered=int(c[k.REORDERED]),
+            corrupted=0,
+            unexpected=int(c[k.UNEXPECTED]),
+            ordering=self._ordering,
+            late=int(c[k.LATE]),
+            examples=examples,
+        )

@@ -1,0 +1,489 @@
+"""numba kernels of the validators. They assume valid input (the Python layer checks it) and
+work on plain numpy arrays only. Every kernel has a plain-Python twin in
+``tests/validate_reference.py``. numba flags live in ``_jit`` only.
+
+Imported lazily by the validators' Python layer, never at ``import kaelix`` (importing numba
+costs about 0.2 s). Imports nothing of kaelix.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_jit = numba.njit(cache=True, nogil=True)
+# Small helpers called per message: inlined into the loops (a call per message, and uint64
+# table indices, made the hash lookups ten times slower).
+_inline = numba.njit(cache=True, nogil=True, inline="always")
+
+U64 = np.uint64
+_EMPTY = np.int64(-1)
+
+# Categories, in the order of the counters and example rows.
+LOST, DUPLICATED, REORDERED, CORRUPTED, UNEXPECTED, LATE = 0, 1, 2, 3, 4, 5
+N_CATEGORIES = 6
+DELIVERED, EXPECTED = 6, 7
+N_COUNTERS = 8
+
+
+@_inline
+def _mix(a, b):  # type: ignore[no-untyped-def]
+    h = a * U64(0x9E3779B97F4A7C15) ^ (b + U64(0x632BE59BD9B4E019))
+    h ^= h >> U64(29)
+    h *= U64(0xBF58476D1CE4E5B9)
+    return h ^ (h >> U64(32))
+
+
+@_jit
+def table_size(n: int) -> int:
+    """Slots for a table of up to n keys: at least 16 per key while that stays small (up to
+    64 Ki slots), so that nearly every key sits alone in its slot and a lookup is one probe
+    with no branch to mispredict (with the usual half-full table, messages from streams
+    drawn at random cost 7 ns more each); 2 per key beyond that."""
+    size = 16
+    while size < 16 * n + 16 and size < 1 << 16:
+        size *= 2
+    while size < 2 * n + 16:
+        size *= 2
+    return size
+
+
+@_inline
+def find(keys_a, keys_b, values, a, b):  # type: ignore[no-untyped-def]
+    """Index of key (a, b) in an open-addressing table (values -1 = empty slot), -1 when
+    absent. Read-only, so it inlines into the loops as a few instructions."""
+    mask = values.shape[0] - 1
+    i = np.int64(_mix(a, b) & U64(mask))
+    while True:
+        v = values[i]
+        if v < 0 or (keys_a[i] == a and keys_b[i] == b):
+            return v
+        i = (i + 1) & mask
+
+
+@_jit
+def _insert(keys_a, keys_b, values, count, a, b):  # type: ignore[no-untyped-def]
+    """Adds key (a, b), absent from the table, with the next index (count is a one-item
+    array holding how many keys the table has). Called out of line, only for new keys: a
+    store path inlined into the loops made their lookups five to ten times slower."""
+    mask = values.shape[0] - 1
+    i = np.int64(_mix(a, b) & U64(mask))
+    while values[i] >= 0:
+        i = (i + 1) & mask
+    keys_a[i] = a
+    keys_b[i] = b
+    values[i] = count[0]
+    count[0] += 1
+    return values[i]
+
+
+def new_table(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    size = table_size(n)
+    return (
+        np.zeros(size, np.uint64),
+        np.zeros(size, np.uint64),
+        np.full(size, -1, np.int64),
+        np.zeros(1, np.int64),
+    )
+
+
+@_jit
+def sent_streams(producer, partition, sequence, ka, kb, kv, kc, stream_of):  # type: ignore[no-untyped-def]
+    """Numbers the (producer, partition) pairs of sent in order of first appearance, writes
+    each message's stream into stream_of, and returns (fitted, each stream's lowest and
+    highest sequence, its producer, and how often consecutive messages changed stream).
+    fitted is False when the table filled up: the caller
+    retries with a bigger one."""
+    n = producer.shape[0]
+    cap = kv.shape[0] // 2
+    lo = np.empty(cap, np.uint64)
+    hi = np.empty(cap, np.uint64)
+    prod = np.empty(cap, np.uint64)
+    switches = 0
+    previous = _EMPTY
+    for i in range(n):
+        p = producer[i]
+        s = sequence[i]
+        sid = find(ka, kb, kv, p, U64(partition[i]))
+        if sid < 0:
+            if kc[0] == cap:
+                return False, lo[:0], hi[:0], prod[:0], 0
+            sid = _insert(ka, kb, kv, kc, p, U64(partition[i]))
+            lo[sid] = s
+            hi[sid] = s
+            prod[sid] = p
+        switches += sid != previous  # no branch: streams may alternate at random
+        previous = sid
+        stream_of[i] = sid
+        if s < lo[sid]:
+            lo[sid] = s
+        if s > hi[sid]:
+            hi[sid] = s
+    m = kc[0]
+    return True, lo[:m].copy(), hi[:m].copy(), prod[:m].copy(), switches
+
+
+@_jit
+def rehash(ka, kb, kv, na, nb, nv, nc):  # type: ignore[no-untyped-def]
+    """Copies every key of one table into a bigger one, keeping its index."""
+    for i in range(kv.shape[0]):
+        if kv[i] >= 0:
+            mask = nv.shape[0] - 1
+            j = np.int64(_mix(ka[i], kb[i]) & U64(mask))
+            while nv[j] >= 0:
+                j = (j + 1) & mask
+            na[j] = ka[i]
+            nb[j] = kb[i]
+            nv[j] = kv[i]
+            nc[0] += 1
+
+
+@_jit
+def dense_layout(lo, hi, limit, interleaved):  # type: ignore[no-untyped-def]
+    """Slots for every sequence from each stream's lowest to its highest: slot =
+    base[stream] + (sequence - lo[stream]) * stride. Interleaved (base = stream, stride =
+    the number of streams) when the streams span similar ranges, so that messages sent
+    round-robin across streams touch consecutive slots (blocked per stream, 32 streams were
+    32 places in memory at once, and the lookups waited on memory); blocked (stride 1)
+    when the messages come stream by stream (interleaved False) or the spans differ.
+    Returns (base, stride, total); total -1 when even the blocked layout would pass limit
+    (sequences too sparse: the caller uses a hash table)."""
+    m = lo.shape[0]
+    base = np.empty(m, np.int64)
+    widest = 0
+    total = 0
+    for s in range(m):
+        span = hi[s] - lo[s]
+        if span >= U64(limit):
+            return base, 1, -1
+        width = np.int64(span) + 1
+        widest = max(widest, width)
+        base[s] = total
+        total += width
+        if total > limit:
+            return base, 1, -1
+    if interleaved and m * widest <= limit and m * widest <= 2 * total + 1024:
+        for s in range(m):
+            base[s] = s
+        return base, max(m, 1), m * widest
+    return base, 1, total
+
+
+@_jit
+def sparse_slots(stream_of, sequence, ka, kb, kv, kc):  # type: ignore[no-untyped-def]
+    """One slot per distinct (stream, sequence) of sent, through a hash table."""
+    n = sequence.shape[0]
+    slots = np.empty(n, np.int64)
+    for i in range(n):
+        key = U64(stream_of[i])
+        slot = find(ka, kb, kv, key, sequence[i])
+        slots[i] = slot if slot >= 0 else _insert(ka, kb, kv, kc, key, sequence[i])
+    return slots
+
+
+@_inline
+def _sent_slot(i, dense, s_stream, s_sequence, lo, base, stride, sparse):  # type: ignore[no-untyped-def]
+    """The slot of sent message i (see dense_layout; sparse gives it when not dense)."""
+    if dense:
+        sid = s_stream[i]
+        return base[sid] + np.int64(s_sequence[i] - lo[sid]) * stride
+    return sparse[i]
+
+
+@_jit
+def check(  # type: ignore[no-untyped-def]
+    s_stream,
+    s_sequence,
+    s_checksum,
+    lo,
+    hi,
+    base,
+    stride,
+    n_slots,
+    sparse,
+    ska,
+    skb,
+    skv,
+    skc,
+    r_producer,
+    r_partition,
+    r_sequence,
+    r_checksum,
+    ka,
+    kb,
+    kv,
+    kc,
+    scope_of_stream,
+    n_scopes,
+    max_examples,
+    first,
+    checksum,
+    got,
+):
+    """The delivery walk of check_delivery (see the contract in its docstring). The slot of
+    a sent message is dense (see dense_layout) unless
+    sparse gives it. Returns the counters and the example positions (rows by
+    category; -1 ends a row). Counts are kept in locals, not in the counters array: stores
+    to an array in the loop stop the compiler from keeping anything in registers. first,
+    checksum and got are scratch arrays of at least n_slots entries (reused between calls:
+    on a fresh page every store would fault)."""
+    n_sent = s_sequence.shape[0]
+    dense = sparse.shape[0] == 0 and n_sent > 0
+    first[:n_slots] = -1
+    got[:n_slots] = 0
+    expected = 0
+    for i in range(n_sent):
+        slot = _sent_slot(i, dense, s_stream, s_sequence, lo, base, stride, sparse)
+        if first[slot] < 0:
+            first[slot] = i
+            checksum[slot] = s_checksum[i]
+            expected += 1
+    running = np.full(max(n_scopes, 1), -1, np.int64)
+    examples = np.full((N_CATEGORIES, max_examples), -1, np.int64)
+    taken = np.zeros(N_CATEGORIES, np.int64)
+    delivered = 0
+    duplicated = 0
+    reordered = 0
+    corrupted = 0
+    unexpected = 0
+    for i in range(r_sequence.shape[0]):
+        sid = find(ka, kb, kv, r_producer[i], U64(r_partition[i]))
+        slot = _EMPTY
+        if sid >= 0:
+            seq = r_sequence[i]
+            if dense:
+                if lo[sid] <= seq <= hi[sid]:
+                    slot = base[sid] + np.int64(seq - lo[sid]) * stride
+            else:
+                slot = find(ska, skb, skv, U64(sid), seq)
+        category = -1
+        if slot < 0 or first[slot] < 0:
+            category = UNEXPECTED
+            unexpected += 1
+        elif got[slot]:
+            category = DUPLICATED
+            duplicated += 1
+        else:
+            got[slot] = 1
+            delivered += 1
+            if checksum[slot] != r_checksum[i]:
+                corrupted += 1
+                if taken[CORRUPTED] < max_examples:
+                    examples[CORRUPTED, taken[CORRUPTED]] = i
+                    taken[CORRUPTED] += 1
+            if n_scopes > 0:
+                scope = scope_of_stream[sid]
+                o = first[slot]
+                if o < running[scope]:
+                    category = REORDERED
+                    reordered += 1
+                else:
+                    running[scope] = o
+        if category >= 0 and taken[category] < max_examples:
+            examples[category, taken[category]] = i
+            taken[category] += 1
+    lost = expected - delivered
+    if lost > 0 and max_examples > 0:
+        for i in range(n_sent):
+            slot = _sent_slot(i, dense, s_stream, s_sequence, lo, base, stride, sparse)
+            if first[slot] == i and got[slot] == 0:
+                examples[LOST, taken[LOST]] = i
+                taken[LOST] += 1
+                if taken[LOST] == max_examples:
+                    break
+    counters = np.zeros(N_COUNTERS, np.int64)
+    counters[EXPECTED] = expected
+    counters[DELIVERED] = delivered
+    counters[LOST] = lost
+    counters[DUPLICATED] = duplicated
+    counters[REORDERED] = reordered
+    counters[CORRUPTED] = corrupted
+    counters[UNEXPECTED] = unexpected
+    return counters, examples
+
+
+# ---- the tracker ------------------------------------------------------------------------
+
+
+@_jit
+def track(  # type: ignore[no-untyped-def]
+    producer,
+    partition,
+    sequence,
+    offset,
+    position_base,
+    ka,
+    kb,
+    kv,
+    kc,
+    high,
+    bits,
+    window,
+    start,
+    check_order,
+    counters,
+    lost_total,
+    examples,
+    taken,
+    example_keys,
+):
+    """Feeds messages from offset on into the tracker's state (see DeliveryTracker for the
+    rules). Returns the index it stopped at: the length when done, or earlier when a new
+    stream needs room (the caller grows the per-stream arrays and calls again). A stream's
+    high is meaningful once it exists; a stream whose first message was below start has
+    high = start - 1 (nothing received yet)."""
+    n = sequence.shape[0]
+    words = window // 64
+    w = U64(window)
+    st = U64(start)
+    max_examples = examples.shape[1]
+    # Counted in locals (and a small local array), added to counters on the way out: stores
+    # to the caller's array in the loop would keep the compiler from using registers.
+    lost = U64(0)  # sequences near 2**64 can lose more than an int64 holds
+    delivered = 0
+    tally = np.zeros(N_CATEGORIES, np.int64)
+    i = offset
+    while i < n:
+        p = producer[i]
+        q = U64(partition[i])
+        s = sequence[i]
+        before = kc[0]
+        sid = find(ka, kb, kv, p, q)
+        if sid < 0:
+            if before == high.shape[0]:
+                break  # the caller grows the arrays for one more stream, and calls again
+            sid = _insert(ka, kb, kv, kc, p, q)
+        category = -1
+        if sid == before:  # the stream's first message
+            for k in range(words):
+                bits[sid, k] = U64(0)
+            high[sid] = s
+            if s < st:
+                category = UNEXPECTED
+                high[sid] = st - U64(1) if st > U64(0) else U64(0)
+                if st == U64(0):
+                    pass
+            else:
+                low = s - w + U64(1) if s >= w - U64(1) else U64(0)
+                if low > st:
+                    lost += low - st
+                _set(bits, sid, s, w)
+                delivered += 1
+        elif s < st:
+            category = UNEXPECTED
+        else:
+            h = high[sid]
+            low = h - w + U64(1) if h >= w - U64(1) else U64(0)
+            if h < st:
+                low = st  # nothing received yet at or above start
+            if s < low:
+                category = LATE
+            elif s > h or h < st:
+                new_low = s - w + U64(1) if s >= w - U64(1) else U64(0)
+                if h < st:
+                    if new_low > st:
+                        lost += new_low - st
+                else:
+                    lost_from = low if low > st else st
+                    # sequences in [lost_from, new_low) leave the window
+                    if new_low > lost_from:
+                        upto = new_low if new_low <= h + U64(1) else h + U64(1)
+                        span = upto - lost_from
+                        if span >= w:
+                            for k in range(words):
+                                lost += U64(64 - _popcount(bits[sid, k]))
+                                bits[sid, k] = U64(0)
+                        else:
+                            x = lost_from
+                            while x < upto:
+                                if not _get(bits, sid, x, w):
+                                    lost += U64(1)
+                                _clear(bits, sid, x, w)
+                                x += U64(1)
+                        if new_low > h + U64(1):
+                            lost += new_low - (h + U64(1))
+                    # slots between h and s that stay in the window must read as empty
+                    x = h + U64(1) if h + U64(1) > new_low else new_low
+                    if s - x >= w:
+                        for k in range(words):
+                            bits[sid, k] = U64(0)
+                    else:
+                        while x < s:
+                            _clear(bits, sid, x, w)
+                            x += U64(1)
+                high[sid] = s
+                _set(bits, sid, s, w)
+                delivered += 1
+            elif _get(bits, sid, s, w):
+                category = DUPLICATED
+            else:
+                _set(bits, sid, s, w)
+                delivered += 1
+                if check_order:
+                    category = REORDERED
+        if category >= 0:
+            tally[category] += 1
+            t = taken[category]
+            if t < max_examples:
+                examples[category, t] = position_base + i
+                example_keys[category, t, 0] = p
+                example_keys[category, t, 1] = q
+                example_keys[category, t, 2] = s
+                taken[category] += 1
+        i += 1
+    for category in range(N_CATEGORIES):
+        counters[category] += tally[category]
+    lost_total[0] += lost
+    counters[DELIVERED] += delivered
+    return i
+
+
+@_inline
+def _popcount(x):  # type: ignore[no-untyped-def]
+    c = 0
+    while x:
+        x &= x - U64(1)
+        c += 1
+    return c
+
+
+@_inline
+def _set(bits, sid, s, w):  # type: ignore[no-untyped-def]
+    k = np.int64(s & (w - U64(1)))  # w is a power of two; signed index (uint64 is slower)
+    bits[sid, k >> 6] |= U64(1) << U64(k & 63)
+
+
+@_inline
+def _clear(bits, sid, s, w):  # type: ignore[no-untyped-def]
+    k = np.int64(s & (w - U64(1)))  # w is a power of two; signed index (uint64 is slower)
+    bits[sid, k >> 6] &= ~(U64(1) << U64(k & 63))
+
+
+@_inline
+def _get(bits, sid, s, w):  # type: ignore[no-untyped-def]
+    k = np.int64(s & (w - U64(1)))  # w is a power of two; signed index (uint64 is slower)
+    return (bits[sid, k >> 6] >> U64(k & 63)) & U64(1)
+
+
+@_jit
+def pending(high, bits, count, window, start):  # type: ignore[no-untyped-def]
+    """Gaps still inside every stream's window (counted bit by bit: at most window per
+    stream)."""
+    w = U64(window)
+    st = U64(start)
+    gaps = 0
+    for sid in range(count):
+        h = high[sid]
+        if h < st:
+            continue
+        low = h - w + U64(1) if h >= w - U64(1) else U64(0)
+        if low < st:
+            low = st
+        x = low
+        while True:
+            if not _get(bits, sid, x, w):
+                gaps += 1
+            if x == h:
+                break
+            x += U64(1)
+    return gaps
