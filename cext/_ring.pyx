@@ -112,6 +112,7 @@ class PeerGone(KaelixError, BrokenPipeError):
 cdef enum:
     _SLICE_NS = 100_000_000       # longest sleep between checks of signals and peers
     _SLEEP_SPIN_NS = 20_000       # "sleep" spins this long before it sleeps on the futex
+    _SLEEP_PAUSE_NS = 5_000       # ... of which this long with pause, the rest yielding
     _TURN_REPAIR_NS = 20_000_000  # a publish turn stuck this long looks for a dead claimant
 
 cdef uint64_t UINT64_MAX_ = 0xFFFFFFFFFFFFFFFF
@@ -643,6 +644,7 @@ cdef class _RingCore:
         cdef uint32_t seen
         cdef bint ready
         cdef int mode = self.wait_mode
+        cdef uint64_t want = arg
         self._check_open()
         if KX_LOAD_RLX(&self.r.h.closed):
             self._closed_while_waiting(what)
@@ -654,6 +656,13 @@ cdef class _RingCore:
         else:
             seq = &self.r.h.space_seq
             waiters = &self.r.h.space_waiters
+            # While spinning, wait for an eighth of the ring, not just for this frame: a
+            # producer that resumes as soon as one frame fits runs in lockstep with a
+            # slower consumer, writing the very cache lines it is reading (3.7 M msg/s
+            # instead of 13 M). Past the spin, any room for the frame will do, so a
+            # consumer that frees a little and stops never leaves a fitting put waiting.
+            if want < self.r.capacity >> 3:
+                want = self.r.capacity >> 3
         until = now + _SLICE_NS
         if deadline >= 0 and deadline < until:
             until = deadline
@@ -663,8 +672,14 @@ cdef class _RingCore:
             spin_until = now + _SLEEP_SPIN_NS
             if spin_until > until:
                 spin_until = until
+            # Pause-spin briefly, then yield while spinning: if the peer shares this core
+            # (the scheduler does that), a pause-spin would burn the very time slice the
+            # peer needs to make progress (1.4 M msg/s instead of 13 M between processes).
             with nogil:
-                ready = _spin(&self.r, what, arg, WAIT_SPIN, spin_until, &self.stop)
+                ready = _spin(&self.r, what, want, WAIT_SPIN,
+                              min(now + _SLEEP_PAUSE_NS, spin_until), &self.stop)
+                if not ready:
+                    ready = _spin(&self.r, what, want, WAIT_YIELD, spin_until, &self.stop)
             if not ready:
                 # Announce the sleep, then look once more: a waker that stored its change
                 # before our count went up is seen by this look; one after it sees the count.
@@ -676,8 +691,13 @@ cdef class _RingCore:
                         kx_futex_wait(seq, seen, until - kx_now_ns(), self.r.shared)
                 __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST)
         else:
+            spin_until = now + _SLEEP_SPIN_NS
+            if spin_until > until:
+                spin_until = until
             with nogil:
-                ready = _spin(&self.r, what, arg, mode, until, &self.stop)
+                ready = _spin(&self.r, what, want, mode, spin_until, &self.stop)
+                if not ready:
+                    ready = _spin(&self.r, what, arg, mode, until, &self.stop)
         self.busy -= 1
         if self.detached:
             self._finish_close()

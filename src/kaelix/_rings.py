@@ -193,9 +193,10 @@ class SharedRing(_BatchOps, SharedRingCore):
             capacity: bytes of frames the ring holds, rounded up to a power of two.
             max_producers: how many producers may attach; 1 keeps the lock-free fast path.
             max_consumers: how many consumers may attach, each with its own cursor.
-            wait: how this handle waits in put and get: ``"sleep"`` (spin 20 µs, then
-                sleep on a futex: no core burnt when idle), ``"spin"`` (busy-wait: lowest
-                latency, a whole core) or ``"yield"`` (``sched_yield`` in a loop).
+            wait: how this handle waits in put and get: ``"sleep"`` (spin 5 µs, spin
+                yielding the core until 20 µs, then sleep on a futex: no core burnt when
+                idle), ``"spin"`` (busy-wait: lowest latency, a whole core) or ``"yield"``
+                (``sched_yield`` in a loop).
 
         Raises:
             FileExistsError: a segment of that name exists.
