@@ -1236,8 +1236,8 @@ cdef class SharedRingCore(_RingCore):
                 if self.cons != NULL:
                     try:
                         self._release_consumer_slot(self.cons, False)
-                    except BaseException:
-                        pass
+                    except BaseException:  # __dealloc__ never raises (it is only atomic
+                        pass                   # stores); at worst the slot stays taken until exit
             munmap(self.mem, self.mem_size)
             self.mem = NULL
 

@@ -360,9 +360,7 @@ def track(  # type: ignore[no-untyped-def]
             high[sid] = s
             if s < st:
                 category = UNEXPECTED
-                high[sid] = st - U64(1) if st > U64(0) else U64(0)
-                if st == U64(0):
-                    pass
+                high[sid] = st - U64(1)  # s < st, so st > 0: "nothing at or above start yet"
             else:
                 low = s - w + U64(1) if s >= w - U64(1) else U64(0)
                 if low > st:
