@@ -320,7 +320,6 @@ cdef class _RingCore:
     cdef uint64_t consumed       # frames consumed (mirrored to cons.frames)
     cdef uint64_t generation     # _fork_generation when the slots were taken
     cdef int wait_mode
-    cdef bint is_shared
     cdef bint detached
     cdef bint start_latest
     cdef int stop               # set by close(): waits in other threads return at once
@@ -967,7 +966,6 @@ cdef class SharedRingCore(_RingCore):
         self.mem_size = size
         self.name = name
         self.wait_mode = mode
-        self.is_shared = True
         self.generation = _fork_generation
         _open_handles.add(self)
         _close_at_exit()
@@ -978,7 +976,7 @@ cdef class SharedRingCore(_RingCore):
         self.pid = <uint32_t>getpid()
         return self.pid
 
-    cdef kx_ring_slot *_take_slot(self, kx_ring_slot *first, uint32_t count, bint producer):
+    cdef kx_ring_slot *_take_slot(self, kx_ring_slot *first, uint32_t count):
         cdef uint32_t i, expected
         cdef kx_ring_slot *s
         for i in range(count):
@@ -1006,10 +1004,10 @@ cdef class SharedRingCore(_RingCore):
         cdef kx_ring_slot *first = kx_ring_producer_slot(&self.r, 0) if producer \
             else kx_ring_consumer_slot(&self.r, 0)
         cdef uint32_t count = self.r.h.max_producers if producer else self.r.h.max_consumers
-        cdef kx_ring_slot *s = self._take_slot(first, count, producer)
+        cdef kx_ring_slot *s = self._take_slot(first, count)
         if s == NULL:
             self._reap(producer, False)
-            s = self._take_slot(first, count, producer)
+            s = self._take_slot(first, count)
         if s == NULL:
             role = "producer" if producer else "consumer"
             raise RingError(f"ring {self.name!r} already has its {count} {role}(s); create it "

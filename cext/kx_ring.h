@@ -133,7 +133,6 @@ typedef struct {
 typedef enum {
     KX_RING_OK = 0,
     KX_RING_EMPTY,
-    KX_RING_FULL,
     KX_RING_CORRUPT,
 } kx_ring_status;
 

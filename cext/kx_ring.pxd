@@ -58,7 +58,6 @@ cdef extern from "kx_ring.h" nogil:
     ctypedef enum kx_ring_status:
         KX_RING_OK
         KX_RING_EMPTY
-        KX_RING_FULL
         KX_RING_CORRUPT
 
     ctypedef enum kx_layout_status:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 SCHEMA = "kaelix.bench/1"
 """The version tag written as ``"schema"`` in every JSON result file."""
@@ -38,15 +38,7 @@ BarKind = Literal[
     "max_latency",
 ]
 
-_BAR_KINDS: tuple[str, ...] = (
-    "faster_than",
-    "min_speedup",
-    "min_messages_per_s",
-    "min_bytes_per_s",
-    "min_memcpy_fraction",
-    "max_ns_per_message",
-    "max_latency",
-)
+_BAR_KINDS: tuple[str, ...] = get_args(BarKind)
 
 LATENCY_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9, 100.0)
 """The percentiles a `Latency` records (100 is the maximum)."""
