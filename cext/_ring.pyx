@@ -9,7 +9,7 @@ batch methods live in ``kaelix._rings``, which subclasses these types.
 """
 
 cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_CheckExact,
@@ -19,15 +19,19 @@ from cpython.bytes cimport (
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EEXIST, ENOENT, errno
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free
-from libc.string cimport memset
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
 from posix.fcntl cimport O_CREAT, O_EXCL, O_RDWR
 from posix.mman cimport MAP_FAILED, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap, shm_open, shm_unlink
 from posix.stat cimport fchmod, fstat, struct_stat
 from posix.unistd cimport close as c_close, ftruncate, getpid
 
 from kx_c cimport (
+    KX_HEADER_SIZE,
     KX_MAX_FRAME_LIMIT,
+    kx_frame_seal,
+    kx_frame_size,
+    kx_frame_write_header,
     kx_ld32,
     kx_ld64,
     KX_OK,
@@ -53,6 +57,14 @@ cdef extern from "<stdlib.h>" nogil:
 
 cdef extern from "<sched.h>" nogil:
     int sched_yield()
+
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec *ts)
+    int CLOCK_REALTIME
 
 cdef extern from "<sys/mman.h>" nogil:
     int MAP_POPULATE
@@ -122,9 +134,6 @@ cdef uint32_t attempt_word = 0  # a futex word nobody wakes: a plain 10 ms sleep
 cdef extern from "Python.h":
     bint PyObject_CheckBuffer(object obj)
 
-
-cdef extern from "kx_ring.h" nogil:
-    void kx_futex_wake_all(uint32_t *word, int shared)
 
 cdef enum WaitMode:
     WAIT_SLEEP = 0
@@ -325,6 +334,8 @@ cdef class _RingCore:
     cdef int stop               # set by close(): waits in other threads return at once
     cdef int busy               # calls of other threads inside a wait without the GIL
     cdef int publishing         # a thread of this handle waits for its turn to publish
+    cdef uint64_t skipped        # overwrite rings: frames this consumer lost to producers
+    cdef object bell             # the Doorbell this handle's publishes also ring, or None
     cdef object __weakref__
 
     # -- roles (the shared ring overrides these; in process both are fixed at creation) --
@@ -399,6 +410,26 @@ cdef class _RingCore:
     cdef int _finish_close(self) except -1:
         return 0
 
+    cdef int _make_room(self, uint64_t start, uint64_t need) except -1:
+        """Overwrite rings: waits for this claim's turn to publish (at once with one
+        producer), then drops the oldest frames until the claim fits."""
+        cdef int64_t stuck_since
+        if KX_LOAD_ACQ(&self.r.h.publish) != start:
+            self.busy += 1
+            self.publishing = 1
+            with nogil:
+                stuck_since = kx_now_ns()
+                while KX_LOAD_ACQ(&self.r.h.publish) != start:
+                    sched_yield()
+                    if kx_now_ns() - stuck_since > _TURN_REPAIR_NS:
+                        kx_ring_repair_dead_claim(&self.r)
+                        stuck_since = kx_now_ns()
+            self.publishing = 0
+            self.busy -= 1
+        if kx_ring_make_room(&self.r, start, need) != 0:
+            self._corrupt(KX_LOAD_RLX(&self.r.h.floor))
+        return 0
+
     cdef int _push_raw(self, const unsigned char *p, uint64_t n, uint64_t frames) except -1:
         """1 if pushed, 0 if there is no room now."""
         cdef uint64_t start
@@ -407,6 +438,8 @@ cdef class _RingCore:
         self._before_claim()
         if not kx_ring_claim(&self.r, self.prod, n, &start):
             return 0
+        if not kx_ring_ready_to_write(&self.r, start, n):
+            self._make_room(start, n)
         kx_ring_write(&self.r, start, p, n)
         self._publish(start, n, frames)
         return 1
@@ -472,8 +505,11 @@ cdef class _RingCore:
             if KX_LOAD_RLX(&self.r.h.closed):
                 raise RingClosed("push to a closed ring")
             claim = KX_LOAD_RLX(&self.r.h.claim)
-            kx_ring_has_room(&self.r, claim, self.r.capacity + 1)  # refresh the gate
-            room = self.r.capacity - (claim - self.r.gate_cache)
+            if self.r.overwrite:
+                room = self.r.capacity  # the oldest frames make way
+            else:
+                kx_ring_has_room(&self.r, claim, self.r.capacity + 1)  # refresh the gate
+                room = self.r.capacity - (claim - self.r.gate_cache)
             # The most frames after `done` whose bytes fit in room (binary search).
             lo = done
             hi = count
@@ -486,6 +522,9 @@ cdef class _RingCore:
             self._before_claim()
             if lo > done and kx_ring_claim(&self.r, self.prod,
                                            <uint64_t>(offsets[lo] - offsets[done]), &start):
+                if not kx_ring_ready_to_write(&self.r, start,
+                                              <uint64_t>(offsets[lo] - offsets[done])):
+                    self._make_room(start, <uint64_t>(offsets[lo] - offsets[done]))
                 kx_ring_write(&self.r, start, p + offsets[done] - offsets[0],
                               <uint64_t>(offsets[lo] - offsets[done]))
                 self._publish(start, <uint64_t>(offsets[lo] - offsets[done]),
@@ -546,6 +585,25 @@ cdef class _RingCore:
         kx_ring_notify(&self.r, &self.r.h.space_seq, &self.r.h.space_waiters)
         return 0
 
+    cdef int _catch_up(self) except -1:
+        """Overwrite rings: if producers overwrote frames this consumer had not read, moves
+        it to the oldest frame kept and counts the frames it lost."""
+        cdef uint64_t f, frames
+        kx_ring_floor_read(&self.r, &f, &frames)
+        if f > self.cursor:
+            if frames > self.consumed:
+                self.skipped += frames - self.consumed
+                self._advance(f, frames - self.consumed)
+            else:
+                self._advance(f, 0)
+        return 0
+
+    cdef inline bint _overtaken(self, uint64_t start) noexcept:
+        """Overwrite rings: after copying bytes from start on, were they overwritten while
+        we copied? (The producer moves the floor before it writes; see kx_ring_floor_write.)"""
+        __atomic_thread_fence(__ATOMIC_ACQUIRE)
+        return KX_LOAD_RLX(&self.r.h.floor) > start
+
     cdef int _corrupt(self, uint64_t at) except -1:
         raise RingError(f"the ring holds a malformed record at byte position {at}: it was not "
                         f"written by kaelix, or a process wrote into the segment directly",
@@ -557,16 +615,23 @@ cdef class _RingCore:
         cdef kx_ring_status st
         cdef bytes out
         self._as_consumer()
-        cur = self.cursor
-        st = kx_ring_next_frame(&self.r, &cur, KX_LOAD_ACQ(&self.r.h.publish), &length)
-        if st == KX_RING_EMPTY:
-            if cur != self.cursor:
-                self._advance(cur, 0)
-            return None
-        if st != KX_RING_OK:
-            self._corrupt(cur)
-        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>length)
-        kx_ring_read(&self.r, cur, PyBytes_AS_STRING(out), length)
+        while True:
+            if self.r.overwrite:
+                self._catch_up()
+            cur = self.cursor
+            st = kx_ring_next_frame(&self.r, &cur, KX_LOAD_ACQ(&self.r.h.publish), &length)
+            if st == KX_RING_EMPTY:
+                if cur != self.cursor:
+                    self._advance(cur, 0)
+                return None
+            if st != KX_RING_OK:
+                if self.r.overwrite and self._overtaken(self.cursor):
+                    continue
+                self._corrupt(cur)
+            out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>length)
+            kx_ring_read(&self.r, cur, PyBytes_AS_STRING(out), length)
+            if not (self.r.overwrite and self._overtaken(self.cursor)):
+                break
         if consume:
             self._advance(cur + length, 1)
         elif cur != self.cursor:
@@ -612,21 +677,27 @@ cdef class _RingCore:
         cdef bytes out
         while True:
             self._as_consumer()
+            if self.r.overwrite:
+                self._catch_up()
             cur = self.cursor
             st = kx_ring_span(&self.r, &cur, KX_LOAD_ACQ(&self.r.h.publish), limit_messages,
                               limit_bytes, &count, &span, &has_skips)
             if st == KX_RING_OK:
-                break
+                out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>span)
+                written = kx_ring_gather(&self.r, cur, span,
+                                         <unsigned char *>PyBytes_AS_STRING(out), has_skips)
+                if not (self.r.overwrite and self._overtaken(self.cursor)):
+                    break
+                continue  # overwritten while we copied: catch up and read again
             if st != KX_RING_EMPTY:
+                if self.r.overwrite and self._overtaken(self.cursor):
+                    continue
                 self._corrupt(cur)
             if cur != self.cursor:
                 self._advance(cur, 0)
             if not wait:
                 return b"", 0
             self._wait(FOR_DATA, self.cursor, deadline)
-        out = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>span)
-        written = kx_ring_gather(&self.r, cur, span, <unsigned char *>PyBytes_AS_STRING(out),
-                                 has_skips)
         self._advance(cur + span, count)
         if written != span:
             out = out[:written]
@@ -744,9 +815,14 @@ cdef class _RingCore:
         cdef uint64_t frames = 0
         cdef uint64_t published
         self._check_open()
+        cdef uint64_t floor_pos, floor_frames
         published = KX_LOAD_ACQ(&self.r.h.frames_published)
         if self.cons != NULL and self.generation == _fork_generation:
             frames = self.consumed
+            if self.r.overwrite:
+                kx_ring_floor_read(&self.r, &floor_pos, &floor_frames)
+                if floor_frames > frames:
+                    frames = floor_frames
         else:
             kx_ring_gate(&self.r, &frames)
         return <Py_ssize_t>(published - frames) if published > frames else 0
@@ -765,6 +841,72 @@ cdef class _RingCore:
                 break
         self.consumed = frames
         self._advance(published, 0)
+
+    @property
+    def skipped(self):
+        """Frames this consumer lost because producers of an overwrite ring overwrote them
+        before it read them (always 0 for other rings)."""
+        return self.skipped
+
+    @property
+    def _overwrite(self):
+        return self.r.overwrite != 0
+
+    def _counters(self):
+        """(frames published, frames overwritten, closed) of the ring, for metrics."""
+        cdef uint64_t floor_pos = 0, floor_frames = 0
+        self._check_open()
+        if self.r.overwrite:
+            kx_ring_floor_read(&self.r, &floor_pos, &floor_frames)
+        return (KX_LOAD_ACQ(&self.r.h.frames_published), floor_frames,
+                KX_LOAD_ACQ(&self.r.h.closed) != 0)
+
+    @property
+    def _ring_closed(self):
+        """True once the ring itself was closed (for every handle), see _shutdown."""
+        self._check_open()
+        return KX_LOAD_ACQ(&self.r.h.closed) != 0
+
+    def _shutdown(self):
+        """Closes the ring for every handle and process: pushes raise RingClosed, consumers
+        drain what is left and then get raises RingClosed instead of waiting. Wakes every
+        waiter (and the doorbell's sleepers)."""
+        self._check_open()
+        KX_STORE_REL(&self.r.h.closed, 1)
+        __atomic_fetch_add(&self.r.h.data_seq, 1, __ATOMIC_SEQ_CST)
+        __atomic_fetch_add(&self.r.h.space_seq, 1, __ATOMIC_SEQ_CST)
+        kx_futex_wake_all(&self.r.h.data_seq, self.r.shared)
+        kx_futex_wake_all(&self.r.h.space_seq, self.r.shared)
+        if self.bell is not None:
+            (<Doorbell>self.bell).wake()
+
+    def _set_bell(self, Doorbell bell):
+        """From now on this handle's publishes also wake the sleepers of bell."""
+        self._check_open()
+        self.bell = bell
+        self.r.bell_seq = bell.seq
+        self.r.bell_waiters = bell.waiters
+
+    cdef int _release_consumer_slot(self, kx_ring_slot *s, bint died) except -1:
+        """Frees a consumer slot; when it was the last active consumer its position becomes
+        the floor, where the next consumer starts (not in an overwrite ring, whose floor is
+        the producers' to move)."""
+        cdef uint64_t pos = KX_LOAD_ACQ(&s.pos), frames = KX_LOAD_RLX(&s.frames)
+        cdef uint32_t i, others = 0
+        for i in range(self.r.h.max_consumers):
+            if &kx_ring_consumer_slot(&self.r, i)[0] != s and \
+                    KX_LOAD_ACQ(&kx_ring_consumer_slot(&self.r, i).state) == KX_SLOT_ACTIVE:
+                others += 1
+        if others == 0 and not self.r.overwrite and pos > KX_LOAD_ACQ(&self.r.h.floor):
+            KX_STORE_RLX(&self.r.h.floor_frames, frames)
+            KX_STORE_REL(&self.r.h.floor, pos)
+        if died:
+            __atomic_fetch_add(&self.r.h.consumers_lost, 1, __ATOMIC_SEQ_CST)
+            if others == 0:
+                KX_STORE_REL(&self.r.h.orphan_consumers, 1)
+        KX_STORE_REL(&s.state, KX_SLOT_FREE)
+        kx_ring_notify(&self.r, &self.r.h.space_seq, &self.r.h.space_waiters)
+        return 0
 
 
 cdef uint64_t _positive(object value, str name) except 0:
@@ -786,27 +928,31 @@ cdef uint64_t _capacity(object capacity) except 0:
 
 @cython.auto_pickle(False)
 cdef class RingCore(_RingCore):
-    """The in-process ring. Memory from the heap; one producer slot and one consumer slot,
-    shared by every thread (operations hold the GIL, so they never interleave)."""
+    """The in-process ring. Memory from the heap; one producer slot shared by every thread
+    (operations hold the GIL, so they never interleave). With readers=0 (a ``Ring``) one
+    consumer slot, shared by every thread too; with readers=N, N consumer slots taken by
+    ``RingReader`` handles, each with its own cursor (a stream partition)."""
 
     cdef void *mem
 
-    def __init__(self, capacity):
+    def __init__(self, capacity, *, readers=0, overwrite=False):
         cdef uint64_t cap = _capacity(capacity)
-        cdef uint64_t header = kx_ring_header_size(1, 1)
+        cdef uint32_t nc = 1 if readers == 0 else _slots(readers, "readers")
+        cdef uint64_t header = kx_ring_header_size(1, nc)
         cdef void *mem = NULL
         if self.mem != NULL:
             raise TypeError("Ring.__init__ called twice")
         if posix_memalign(&mem, 4096, header + cap) != 0:
             raise MemoryError(f"cannot allocate a ring of {cap} bytes")
         memset(mem, 0, header)
-        kx_ring_format(mem, cap, 1, 1, 0)
+        kx_ring_format(mem, cap, 1, nc, 0, 1 if overwrite else 0)
         kx_ring_bind(&self.r, mem)
         self.mem = mem
         self.prod = kx_ring_producer_slot(&self.r, 0)
-        self.cons = kx_ring_consumer_slot(&self.r, 0)
         self.prod.state = KX_SLOT_ACTIVE
-        self.cons.state = KX_SLOT_ACTIVE
+        if readers == 0:
+            self.cons = kx_ring_consumer_slot(&self.r, 0)
+            self.cons.state = KX_SLOT_ACTIVE
         self.generation = _fork_generation
         self.wait_mode = WAIT_SLEEP
 
@@ -823,6 +969,8 @@ cdef class RingCore(_RingCore):
     cdef int _as_consumer(self) except -1:
         if self.mem == NULL:
             raise RingClosed("Ring.__init__ was not called")
+        if self.cons == NULL:
+            raise TypeError("this ring is read through its readers (_new_reader)")
         return 0
 
     cdef int _check_open(self) except -1:
@@ -832,18 +980,56 @@ cdef class RingCore(_RingCore):
 
     def __len__(self):
         self._check_open()
+        if self.cons == NULL:
+            return _RingCore.__len__(self)
         return <Py_ssize_t>(self.r.h.frames_published - self.consumed)
+
+    def _new_reader(self, cls, start="earliest"):
+        """A new consumer of this ring with its own cursor, an instance of cls (a subclass
+        of RingReader), starting at the oldest frame kept ("earliest") or at the next frame
+        published ("latest"). Raises RingError when every reader slot is taken."""
+        cdef RingReader reader
+        cdef kx_ring_slot *s = NULL
+        cdef uint32_t i
+        cdef uint64_t pos, frames = 0
+        self._check_open()
+        if start not in ("earliest", "latest"):
+            raise ValueError(f"start must be 'earliest' or 'latest', got {start!r}")
+        if self.cons != NULL:
+            raise TypeError("a Ring has one consumer; make it with readers=N for readers")
+        for i in range(self.r.h.max_consumers):
+            if kx_ring_consumer_slot(&self.r, i).state == KX_SLOT_FREE:
+                s = kx_ring_consumer_slot(&self.r, i)
+                break
+        if s == NULL:
+            raise RingError(f"the ring already has its {self.r.h.max_consumers} readers",
+                            "too_many_consumers")
+        if start == "latest":
+            pos = self.r.h.publish
+            frames = self.r.h.frames_published
+        else:
+            pos = kx_ring_gate(&self.r, &frames)
+        reader = cls.__new__(cls)
+        reader.owner = self
+        kx_ring_bind(&reader.r, self.mem)
+        reader.r.bell_seq = self.r.bell_seq
+        reader.r.bell_waiters = self.r.bell_waiters
+        reader.generation = _fork_generation
+        reader.wait_mode = self.wait_mode
+        s.pos = pos
+        s.frames = frames
+        s.pid = <uint32_t>getpid()
+        KX_STORE_REL(&s.state, KX_SLOT_ACTIVE)
+        reader.cons = s
+        reader.cursor = pos
+        reader.consumed = frames
+        return reader
 
     def close(self):
         """No more frames: push and put raise ``RingClosed`` from now on; what is in the ring
         can still be popped, and then get raises ``RingClosed`` instead of waiting. Wakes
         every thread waiting in get or put. Closing twice is harmless."""
-        self._check_open()
-        KX_STORE_REL(&self.r.h.closed, 1)
-        __atomic_fetch_add(&self.r.h.data_seq, 1, __ATOMIC_SEQ_CST)
-        __atomic_fetch_add(&self.r.h.space_seq, 1, __ATOMIC_SEQ_CST)
-        kx_futex_wake_all(&self.r.h.data_seq, 0)
-        kx_futex_wake_all(&self.r.h.space_seq, 0)
+        self._shutdown()
 
     @property
     def closed(self):
@@ -856,6 +1042,291 @@ cdef class RingCore(_RingCore):
         state = " closed" if self.closed else ""
         return (f"<{type(self).__name__} capacity={self.r.capacity} frames={len(self)} "
                 f"free_bytes={self.free_bytes}{state}>")
+
+
+@cython.auto_pickle(False)
+cdef class RingReader(_RingCore):
+    """One consumer of an in-process ring made with readers=N: its own cursor over the
+    owner's memory (which it keeps alive). Made by ``RingCore._new_reader``; pops only."""
+
+    cdef RingCore owner
+
+    cdef int _as_producer(self) except -1:
+        raise TypeError("a ring reader cannot push")
+
+    cdef int _check_open(self) except -1:
+        if self.owner is None:
+            raise RingClosed("this ring reader was not made by _new_reader")
+        if self.detached:
+            self._raise_detached()
+        return 0
+
+    cdef int _as_consumer(self) except -1:
+        return self._check_open()
+
+    cdef int _raise_detached(self) except -1:
+        raise RingClosed("this ring reader is closed")
+
+    def close(self):
+        """Gives back this reader's slot: producers stop waiting for it. Closing twice is
+        harmless."""
+        if self.detached or self.owner is None:
+            self.detached = True
+            return None
+        self._release_consumer_slot(self.cons, False)
+        self.cons = NULL
+        self.detached = True
+
+    @property
+    def closed(self):
+        """True once this reader was closed."""
+        return self.detached
+
+    def __dealloc__(self):
+        if not self.detached and self.cons != NULL and self.owner is not None:
+            KX_STORE_REL(&self.cons.state, KX_SLOT_FREE)
+
+    def __repr__(self):
+        if self.detached or self.owner is None:
+            return f"<{type(self).__name__} closed>"
+        return f"<{type(self).__name__} frames={len(self)} skipped={self.skipped}>"
+
+
+@cython.auto_pickle(False)
+cdef class Doorbell:
+    """A futex word that the rings of one stream also ring when they publish, so that one
+    consumer can sleep on all of them at once (see _wait_any). In-process it is its own cache
+    line; a shared stream's lives in its metadata segment (over=a writable buffer, offset)."""
+
+    cdef uint32_t *seq
+    cdef uint32_t *waiters
+    cdef void *own
+    cdef Py_buffer view
+    cdef bint has_view
+    cdef readonly bint shared
+
+    def __init__(self, over=None, Py_ssize_t offset=0):
+        cdef void *mem = NULL
+        if self.seq != NULL:
+            raise TypeError("Doorbell.__init__ called twice")
+        if over is None:
+            if posix_memalign(&mem, 64, 64) != 0:
+                raise MemoryError("cannot allocate a doorbell")
+            memset(mem, 0, 64)
+            self.own = mem
+            self.seq = <uint32_t *>mem
+            self.shared = False
+        else:
+            PyObject_GetBuffer(over, &self.view, PyBUF_WRITABLE)
+            self.has_view = True
+            if offset < 0 or offset % 8 or offset + 8 > self.view.len:
+                raise ValueError("the doorbell's offset must be 8-aligned and inside the buffer")
+            self.seq = <uint32_t *>(<unsigned char *>self.view.buf + offset)
+            self.shared = True
+        self.waiters = self.seq + 1
+
+    def wake(self):
+        """Wakes every sleeper (used when the stream closes)."""
+        if self.seq == NULL:
+            return None
+        __atomic_fetch_add(self.seq, 1, __ATOMIC_SEQ_CST)
+        kx_futex_wake_all(self.seq, self.shared)
+
+    def release(self):
+        """Lets go of the buffer it lives in (a shared doorbell); it must not be used after."""
+        if self.has_view:
+            PyBuffer_Release(&self.view)
+            self.has_view = False
+        self.seq = NULL
+        self.waiters = NULL
+
+    def __dealloc__(self):
+        if self.has_view:
+            PyBuffer_Release(&self.view)
+        if self.own != NULL:
+            free(self.own)
+
+
+cdef inline int64_t _wall_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+@cython.auto_pickle(False)
+cdef class ProducerCore:
+    """A stream producer's sequence numbers, one per partition, and its fast send path:
+    a message with bytes payload, bytes (or no) key and no headers is encoded straight into
+    the partition's ring, its sequence taken and its timestamp read (CLOCK_REALTIME) in one
+    step that holds the GIL until the claim is made, so threads sharing the producer never
+    share or reorder a sequence number. Anything else goes the Python way (see _stream.py),
+    which sets ``busy`` while it works so that this path stands aside."""
+
+    cdef uint64_t *seqs
+    cdef readonly uint64_t producer_id
+    cdef readonly uint32_t partitions
+    cdef readonly uint64_t max_frame
+    cdef public bint busy
+
+    def __cinit__(self, uint64_t producer_id, uint32_t partitions, uint64_t max_frame):
+        if partitions < 1:
+            raise ValueError("a producer needs at least one partition")
+        self.seqs = <uint64_t *>calloc(partitions, sizeof(uint64_t))
+        if self.seqs == NULL:
+            raise MemoryError()
+        self.producer_id = producer_id
+        self.partitions = partitions
+        self.max_frame = max_frame
+
+    def __dealloc__(self):
+        free(self.seqs)
+
+    def sequence(self, uint32_t partition):
+        """The sequence number the next message to partition gets."""
+        if partition >= self.partitions:
+            raise IndexError(partition)
+        return self.seqs[partition]
+
+    def advance(self, uint32_t partition, uint64_t count):
+        """Marks count more messages of partition as sent (by the Python path)."""
+        if partition >= self.partitions:
+            raise IndexError(partition)
+        self.seqs[partition] += count
+
+    def send(self, _RingCore ring, payload, key, uint32_t partition):
+        """Sends one message the fast way; returns its sequence number, or -1 when the
+        caller must take the Python path (busy, not plain bytes, headers, too large, or no
+        room now). Raises RingClosed when the ring is closed."""
+        cdef Py_ssize_t plen, klen = 0
+        cdef const unsigned char *kp = NULL
+        cdef uint64_t n, start, off, seq
+        cdef unsigned char *dst
+        cdef unsigned char *tmp = NULL
+        cdef int64_t ts
+        if self.busy or partition >= self.partitions or type(payload) is not bytes:
+            return -1
+        if key is not None:
+            if type(key) is not bytes:
+                return -1
+            klen = PyBytes_GET_SIZE(key)
+            kp = <const unsigned char *>PyBytes_AS_STRING(key)
+        plen = PyBytes_GET_SIZE(payload)
+        n = kx_frame_size(<uint64_t>klen, 0, <uint64_t>plen)
+        if n == 0 or n > self.max_frame or n > ring.r.capacity:
+            return -1
+        ring._as_producer()
+        if KX_LOAD_RLX(&ring.r.h.closed):
+            raise RingClosed("push to a closed ring")
+        ring._before_claim()
+        if not kx_ring_claim(&ring.r, ring.prod, n, &start):
+            return -1
+        # Claimed: from here the frame is always published, so the sequence is taken now,
+        # before anything below can let another thread run.
+        seq = self.seqs[partition]
+        self.seqs[partition] = seq + 1
+        ts = _wall_ns()
+        if not kx_ring_ready_to_write(&ring.r, start, n):
+            ring._make_room(start, n)
+        off = start & ring.r.mask
+        if off + n <= ring.r.capacity:
+            dst = ring.r.data + off
+        else:
+            tmp = <unsigned char *>malloc(n)
+            if tmp == NULL:
+                raise MemoryError()
+            dst = tmp
+        kx_frame_write_header(dst, <uint32_t>n, key is not None, 0, self.producer_id, seq, ts,
+                              partition, <uint32_t>klen, 0, <uint32_t>plen)
+        if klen:
+            memcpy(dst + KX_HEADER_SIZE, kp, <size_t>klen)
+        memcpy(dst + KX_HEADER_SIZE + klen, PyBytes_AS_STRING(payload), <size_t>plen)
+        kx_frame_seal(dst, <uint32_t>n)
+        if tmp != NULL:
+            kx_ring_write(&ring.r, start, tmp, n)
+            free(tmp)
+        ring._publish(start, n, 1)
+        return seq
+
+
+def _wait_any(handles, Doorbell bell, timeout=None):
+    """Waits until one of handles (consumer handles of rings that ring bell) has a frame
+    past its cursor or is closed, or the timeout (seconds, None: no limit) passes. Returns
+    True when one may have something (the caller looks), False on timeout. Spins briefly,
+    then sleeps on the doorbell; wakes for signals every 100 ms."""
+    cdef int64_t deadline = _deadline(timeout)
+    cdef Py_ssize_t n = len(handles), i
+    cdef _RingCore h
+    cdef kx_ring **rings
+    cdef uint64_t *cursors
+    cdef bint ready = False
+    cdef int64_t now, until, pause_until, spin_until
+    cdef uint32_t seen
+    cdef int stop = 0
+    if bell is None or bell.seq == NULL:
+        raise ValueError("_wait_any needs a live doorbell")
+    if n == 0:
+        raise ValueError("_wait_any needs at least one handle")
+    rings = <kx_ring **>malloc(n * sizeof(kx_ring *))
+    cursors = <uint64_t *>malloc(n * sizeof(uint64_t))
+    if rings == NULL or cursors == NULL:
+        free(rings)
+        free(cursors)
+        raise MemoryError()
+    for i in range(n):
+        h = <_RingCore?>handles[i]
+        h._as_consumer()
+    try:
+        for i in range(n):
+            h = <_RingCore>handles[i]
+            rings[i] = &h.r
+            cursors[i] = h.cursor
+            h.busy += 1
+        while True:
+            now = kx_now_ns()
+            until = now + _SLICE_NS
+            if deadline >= 0 and deadline < until:
+                until = deadline
+            pause_until = min(now + _SLEEP_PAUSE_NS, until)
+            spin_until = min(now + _SLEEP_SPIN_NS, until)
+            with nogil:
+                ready = _any_ready(rings, cursors, n)
+                while not ready and kx_now_ns() < spin_until:
+                    for i in range(64):
+                        if kx_now_ns() < pause_until:
+                            KX_PAUSE()
+                        else:
+                            sched_yield()
+                    ready = _any_ready(rings, cursors, n)
+            if not ready:
+                seen = <uint32_t>KX_LOAD_ACQ(bell.seq)
+                __atomic_fetch_add(bell.waiters, 1, __ATOMIC_SEQ_CST)
+                ready = _any_ready(rings, cursors, n)
+                if not ready:
+                    with nogil:
+                        kx_futex_wait(bell.seq, seen, until - kx_now_ns(), bell.shared)
+                __atomic_fetch_sub(bell.waiters, 1, __ATOMIC_SEQ_CST)
+                ready = _any_ready(rings, cursors, n)
+            if ready:
+                return True
+            PyErr_CheckSignals()
+            if deadline >= 0 and kx_now_ns() >= deadline:
+                return False
+    finally:
+        for i in range(n):
+            h = <_RingCore>handles[i]
+            h.busy -= 1
+            if h.detached:
+                h._finish_close()
+        free(rings)
+        free(cursors)
+
+
+cdef bint _any_ready(kx_ring **rings, const uint64_t *cursors, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if _data_ready(rings[i], cursors[i]):
+            return True
+    return False
 
 
 # ---- shared memory ---------------------------------------------------------------------------
@@ -880,7 +1351,7 @@ cdef class SharedRingCore(_RingCore):
     cdef uint32_t pid
 
     @classmethod
-    def _create(cls, name, capacity, max_producers, max_consumers, wait):
+    def _create(cls, name, capacity, max_producers, max_consumers, wait, overwrite=False):
         cdef SharedRingCore self
         cdef uint64_t cap = _capacity(capacity)
         cdef int mode = _wait_mode(wait)
@@ -906,7 +1377,7 @@ cdef class SharedRingCore(_RingCore):
                 _raise_os_error(err, name)
         finally:
             c_close(fd)
-        kx_ring_format(mem, cap, np_, nc, 1)
+        kx_ring_format(mem, cap, np_, nc, 1, 1 if overwrite else 0)
         self = cls.__new__(cls)
         self._bind(mem, size, name, mode)
         self.owner = True
@@ -1046,7 +1517,7 @@ cdef class SharedRingCore(_RingCore):
         KX_STORE_REL(&s.state, KX_SLOT_ACTIVE)
         # A producer that computed its gate before we became active may already have
         # claimed past start + capacity; then what we would read is being overwritten.
-        if KX_LOAD_ACQ(&self.r.h.claim) - start > self.r.capacity:
+        if not self.r.overwrite and KX_LOAD_ACQ(&self.r.h.claim) - start > self.r.capacity:
             while True:
                 start = KX_LOAD_ACQ(&self.r.h.publish)
                 frames = KX_LOAD_ACQ(&self.r.h.frames_published)
@@ -1058,26 +1529,6 @@ cdef class SharedRingCore(_RingCore):
         self.cons = s
         self.cursor = start
         self.consumed = frames
-        return 0
-
-    cdef int _release_consumer_slot(self, kx_ring_slot *s, bint died) except -1:
-        """Frees a consumer slot; when it was the last active consumer its position becomes
-        the floor, where the next consumer starts."""
-        cdef uint64_t pos = KX_LOAD_ACQ(&s.pos), frames = KX_LOAD_RLX(&s.frames)
-        cdef uint32_t i, others = 0
-        for i in range(self.r.h.max_consumers):
-            if &kx_ring_consumer_slot(&self.r, i)[0] != s and \
-                    KX_LOAD_ACQ(&kx_ring_consumer_slot(&self.r, i).state) == KX_SLOT_ACTIVE:
-                others += 1
-        if others == 0 and pos > KX_LOAD_ACQ(&self.r.h.floor):
-            KX_STORE_RLX(&self.r.h.floor_frames, frames)
-            KX_STORE_REL(&self.r.h.floor, pos)
-        if died:
-            __atomic_fetch_add(&self.r.h.consumers_lost, 1, __ATOMIC_SEQ_CST)
-            if others == 0:
-                KX_STORE_REL(&self.r.h.orphan_consumers, 1)
-        KX_STORE_REL(&s.state, KX_SLOT_FREE)
-        kx_ring_notify(&self.r, &self.r.h.space_seq, &self.r.h.space_waiters)
         return 0
 
     cdef object _reap(self, bint producers, bint only_gating):

@@ -77,7 +77,9 @@ typedef struct {
     uint32_t max_consumers;
     uint32_t shared;
     uint32_t layout_check; /* header_size ^ capacity-derived value, see kx_ring_layout_check */
-    uint8_t pad0[KX_LINE - 48];
+    uint32_t overwrite;    /* 1: producers never wait; they overwrite the oldest frames */
+    uint32_t reserved0;
+    uint8_t pad0[KX_LINE - 56];
     /* line 1 */
     uint64_t claim;
     uint8_t pad1[KX_LINE - 8];
@@ -94,15 +96,17 @@ typedef struct {
     uint32_t space_waiters;
     uint8_t pad4[KX_LINE - 8];
     /* line 5: rarely written */
-    uint64_t floor;        /* start of retained data when no consumer is active */
-    uint64_t floor_frames; /* frames consumed up to floor */
+    uint64_t floor;        /* start of retained data when no consumer is active; in an
+                              overwrite ring, always the oldest frame still kept */
+    uint64_t floor_frames; /* frames consumed (or overwritten) up to floor */
     uint32_t closed;
     uint32_t producers_lost; /* producers found dead while registered */
     uint32_t consumers_lost;
     uint32_t producers_seen; /* producers that ever registered */
     uint32_t orphan_producers; /* set when the last registered producer died */
     uint32_t orphan_consumers; /* set when the last registered consumer died */
-    uint8_t pad5[KX_LINE - 40];
+    uint32_t floor_seq;    /* overwrite rings: a seqlock over floor and floor_frames */
+    uint8_t pad5[KX_LINE - 44];
 } kx_ring_header;
 
 /* One cache line per process role. For a consumer, pos is its cursor and frames how many
@@ -128,6 +132,11 @@ typedef struct {
     uint64_t mask;
     uint64_t gate_cache; /* producer-local: a lower bound of the slowest consumer */
     int shared;
+    int overwrite;
+    /* Optional second wake-up word (a stream's doorbell, one per stream): publishing wakes
+     * its sleepers too, so one consumer can sleep on many rings. Process-local pointers. */
+    uint32_t *bell_seq;
+    uint32_t *bell_waiters;
 } kx_ring;
 
 typedef enum {
@@ -160,7 +169,7 @@ static inline uint64_t kx_ring_round_capacity(uint64_t want) {
 /* Fills a zeroed block of kx_ring_header_size(...) + capacity bytes. The magic is stored
  * last, with release semantics, so an attacher never sees a half-made header as valid. */
 static inline void kx_ring_format(void *mem, uint64_t capacity, uint32_t max_producers,
-                                  uint32_t max_consumers, int shared) {
+                                  uint32_t max_consumers, int shared, int overwrite) {
     kx_ring_header *h = (kx_ring_header *)mem;
     uint64_t hs = kx_ring_header_size(max_producers, max_consumers);
     h->version = KX_RING_VERSION;
@@ -171,6 +180,7 @@ static inline void kx_ring_format(void *mem, uint64_t capacity, uint32_t max_pro
     h->max_consumers = max_consumers;
     h->shared = (uint32_t)shared;
     h->layout_check = kx_ring_layout_check(hs, capacity, max_producers, max_consumers);
+    h->overwrite = overwrite ? 1u : 0u;
     KX_STORE_REL(&h->magic, KX_RING_MAGIC);
 }
 
@@ -203,6 +213,7 @@ static inline kx_layout_status kx_ring_check(const void *mem, uint64_t size) {
         h->layout_check != kx_ring_layout_check(hs, h->capacity, h->max_producers,
                                                 h->max_consumers))
         return KX_LAYOUT_BAD;
+    if (h->overwrite > 1) return KX_LAYOUT_BAD;
     if (size < h->segment_size) return KX_LAYOUT_TRUNCATED;
     return KX_LAYOUT_OK;
 }
@@ -215,6 +226,9 @@ static inline void kx_ring_bind(kx_ring *r, void *mem) {
     r->mask = r->capacity - 1;
     r->gate_cache = 0;
     r->shared = (int)r->h->shared;
+    r->overwrite = (int)r->h->overwrite;
+    r->bell_seq = NULL;
+    r->bell_waiters = NULL;
 }
 
 static inline kx_ring_slot *kx_ring_producer_slot(kx_ring *r, uint32_t i) {
@@ -332,6 +346,64 @@ static inline void kx_ring_notify(kx_ring *r, uint32_t *seq, uint32_t *waiters) 
     }
 }
 
+/* ---- the floor of an overwrite ring ------------------------------------------------------- */
+
+/* In an overwrite ring the floor (the oldest frame kept) and the frames before it move
+ * together; one producer at a time writes them (the one whose turn it is to publish), under
+ * a sequence lock so that readers in other processes see a consistent pair. */
+static inline void kx_ring_floor_read(const kx_ring *r, uint64_t *floor, uint64_t *frames) {
+    for (;;) {
+        uint32_t s1 = KX_LOAD_ACQ(&r->h->floor_seq);
+        uint64_t f = KX_LOAD_RLX(&r->h->floor), n = KX_LOAD_RLX(&r->h->floor_frames);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if ((s1 & 1u) == 0 && KX_LOAD_RLX(&r->h->floor_seq) == s1) {
+            *floor = f;
+            *frames = n;
+            return;
+        }
+        KX_PAUSE();
+    }
+}
+
+/* Moves the floor. The release fence orders the new floor before every byte the caller
+ * writes next, so a consumer that copied overwritten bytes and then (after an acquire fence)
+ * reads the floor sees that it was overtaken. */
+static inline void kx_ring_floor_write(kx_ring *r, uint64_t floor, uint64_t frames) {
+    uint32_t s = KX_LOAD_RLX(&r->h->floor_seq);
+    KX_STORE_RLX(&r->h->floor_seq, s + 1);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    KX_STORE_RLX(&r->h->floor_frames, frames);
+    KX_STORE_RLX(&r->h->floor, floor);
+    KX_STORE_REL(&r->h->floor_seq, s + 2);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* Overwrite ring: drops the oldest frames until [c, c + need) fits. Only the producer whose
+ * turn it is to publish calls this (publish == c), so every byte walked is published and no
+ * one else moves the floor. Returns 0, or -1 if a record on the way is malformed. */
+static inline int kx_ring_make_room(kx_ring *r, uint64_t c, uint64_t need) {
+    uint64_t f, frames;
+    kx_ring_floor_read(r, &f, &frames);
+    if (c + need - f <= r->capacity) return 0;
+    while (c + need - f > r->capacity) {
+        uint32_t word, len;
+        if (f >= c) return -1;
+        word = kx_ring_ld32(r, f);
+        if (word == KX_SKIP_MAGIC) {
+            len = kx_ring_ld32(r, f + 4);
+        } else {
+            len = kx_ring_ld32(r, f + 12);
+            if (word != KX_FRAME_MAGIC) return -1;
+            frames++;
+        }
+        if (len < 8 || (len & 7) != 0 || len > c - f) return -1;
+        f += len;
+    }
+    kx_ring_floor_write(r, f, frames);
+    r->gate_cache = f;
+    return 0;
+}
+
 /* ---- consumers ---------------------------------------------------------------------------- */
 
 /* The lowest position any active consumer still needs (the floor when none is active), and
@@ -339,6 +411,11 @@ static inline void kx_ring_notify(kx_ring *r, uint32_t *seq, uint32_t *waiters) 
 static inline uint64_t kx_ring_gate(kx_ring *r, uint64_t *frames_out) {
     uint32_t i, n = r->h->max_consumers;
     uint64_t gate = UINT64_MAX, frames = 0;
+    if (r->overwrite) { /* consumers never hold producers back */
+        kx_ring_floor_read(r, &gate, &frames);
+        if (frames_out) *frames_out = frames;
+        return gate;
+    }
     for (i = 0; i < n; i++) {
         kx_ring_slot *s = kx_ring_consumer_slot(r, i);
         uint32_t st = KX_LOAD_ACQ(&s->state);
@@ -430,11 +507,14 @@ static inline uint64_t kx_ring_gather(const kx_ring *r, uint64_t start, uint64_t
     }
     while (cur < end) {
         uint32_t word = kx_ring_ld32(r, cur);
+        /* The lengths were checked by kx_ring_span, but in an overwrite ring a producer may
+         * have overwritten them since (the caller then discards the copy): stay in bounds. */
+        len = kx_ring_ld32(r, cur + (word == KX_SKIP_MAGIC ? 4 : 12));
+        if (len < 8 || len > end - cur) break;
         if (word == KX_SKIP_MAGIC) {
-            cur += kx_ring_ld32(r, cur + 4);
+            cur += len;
             continue;
         }
-        len = kx_ring_ld32(r, cur + 12);
         kx_ring_read(r, cur, dst + out, len);
         out += len;
         cur += len;
@@ -454,17 +534,19 @@ static inline int kx_ring_has_room(kx_ring *r, uint64_t c, uint64_t need) {
 
 /* Claims `need` bytes. Single producer: the claim is private. Several: a CAS on claim, with
  * the range announced in the producer's slot first, so that if this process dies before
- * publishing, the others can find the range and skip it. Returns 0 when there is no room. */
+ * publishing, the others can find the range and skip it. Returns 0 when there is no room.
+ * An overwrite ring always has room: the claim succeeds, and kx_ring_ready_to_write says
+ * whether the oldest frames must be dropped first. */
 static inline int kx_ring_claim(kx_ring *r, kx_ring_slot *me, uint64_t need, uint64_t *start) {
     uint64_t c = KX_LOAD_RLX(&r->h->claim);
     if (r->h->max_producers == 1) {
-        if (!kx_ring_has_room(r, c, need)) return 0;
+        if (!r->overwrite && !kx_ring_has_room(r, c, need)) return 0;
         KX_STORE_RLX(&r->h->claim, c + need);
         *start = c;
         return 1;
     }
     for (;;) {
-        if (!kx_ring_has_room(r, c, need)) return 0;
+        if (!r->overwrite && !kx_ring_has_room(r, c, need)) return 0;
         KX_STORE_RLX(&me->pos, c);
         __atomic_store_n(&me->end, c + need, __ATOMIC_SEQ_CST);
         if (__atomic_compare_exchange_n(&r->h->claim, &c, c + need, 0, __ATOMIC_SEQ_CST,
@@ -475,6 +557,18 @@ static inline int kx_ring_claim(kx_ring *r, kx_ring_slot *me, uint64_t need, uin
     }
 }
 
+/* An overwrite ring: may the claim [start, start + need) be written now (1), or must the
+ * producer first wait for its turn to publish and drop the oldest frames (0)? Other rings
+ * checked their room when claiming: always 1. */
+static inline int kx_ring_ready_to_write(kx_ring *r, uint64_t start, uint64_t need) {
+    return !r->overwrite || kx_ring_has_room(r, start, need);
+}
+
+static inline void kx_ring_notify_data(kx_ring *r) {
+    kx_ring_notify(r, &r->h->data_seq, &r->h->data_waiters);
+    if (r->bell_seq != NULL) kx_ring_notify(r, r->bell_seq, r->bell_waiters);
+}
+
 /* Publishes a claim [start, start + need) holding `frames` frames, once every earlier claim
  * is published. Returns 1, or 0 if it must wait (several producers only). */
 static inline int kx_ring_try_publish(kx_ring *r, kx_ring_slot *me, uint64_t start,
@@ -483,7 +577,7 @@ static inline int kx_ring_try_publish(kx_ring *r, kx_ring_slot *me, uint64_t sta
     KX_STORE_RLX(&r->h->frames_published, KX_LOAD_RLX(&r->h->frames_published) + frames);
     KX_STORE_REL(&r->h->publish, start + need);
     if (me != NULL) KX_STORE_REL(&me->end, 0);
-    kx_ring_notify(r, &r->h->data_seq, &r->h->data_waiters);
+    kx_ring_notify_data(r);
     return 1;
 }
 
@@ -510,6 +604,13 @@ static inline int kx_ring_repair_dead_claim(kx_ring *r) {
         if (!__atomic_compare_exchange_n(&dead->state, &expected, KX_SLOT_REAPING, 0,
                                          __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
             return 0;
+        if (r->overwrite) {
+            /* The dead producer may have died inside the floor's sequence lock, and it may
+             * not have made room yet: the skip record's 8 bytes need room like any write. */
+            uint32_t fs = KX_LOAD_ACQ(&r->h->floor_seq);
+            if (fs & 1u) KX_STORE_REL(&r->h->floor_seq, fs + 1);
+            if (kx_ring_make_room(r, p, 8) != 0) return 0;
+        }
         rec[0] = KX_SKIP_MAGIC;
         rec[1] = (uint32_t)(end - p);
         kx_ring_write(r, p, rec, 8);
@@ -517,7 +618,7 @@ static inline int kx_ring_repair_dead_claim(kx_ring *r) {
         KX_STORE_REL(&dead->end, 0);
         KX_STORE_REL(&r->h->publish, end);
         KX_STORE_REL(&dead->state, KX_SLOT_FREE);
-        kx_ring_notify(r, &r->h->data_seq, &r->h->data_waiters);
+        kx_ring_notify_data(r);
         return 1;
     }
 }

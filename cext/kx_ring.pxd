@@ -22,6 +22,7 @@ cdef extern from "kx_ring.h" nogil:
         uint32_t max_producers
         uint32_t max_consumers
         uint32_t shared
+        uint32_t overwrite
         uint64_t claim
         uint64_t publish
         uint64_t frames_published
@@ -37,6 +38,7 @@ cdef extern from "kx_ring.h" nogil:
         uint32_t producers_seen
         uint32_t orphan_producers
         uint32_t orphan_consumers
+        uint32_t floor_seq
 
     ctypedef struct kx_ring_slot:
         uint32_t state
@@ -54,6 +56,9 @@ cdef extern from "kx_ring.h" nogil:
         uint64_t mask
         uint64_t gate_cache
         int shared
+        int overwrite
+        uint32_t *bell_seq
+        uint32_t *bell_waiters
 
     ctypedef enum kx_ring_status:
         KX_RING_OK
@@ -71,7 +76,7 @@ cdef extern from "kx_ring.h" nogil:
     uint64_t kx_ring_header_size(uint32_t max_producers, uint32_t max_consumers)
     uint64_t kx_ring_round_capacity(uint64_t want)
     void kx_ring_format(void *mem, uint64_t capacity, uint32_t max_producers,
-                        uint32_t max_consumers, int shared)
+                        uint32_t max_consumers, int shared, int overwrite)
     kx_layout_status kx_ring_check(const void *mem, uint64_t size)
     void kx_ring_bind(kx_ring *r, void *mem)
     kx_ring_slot *kx_ring_producer_slot(kx_ring *r, uint32_t i)
@@ -96,6 +101,11 @@ cdef extern from "kx_ring.h" nogil:
     int kx_ring_try_publish(kx_ring *r, kx_ring_slot *me, uint64_t start, uint64_t need,
                             uint64_t frames)
     int kx_ring_repair_dead_claim(kx_ring *r)
+    void kx_ring_floor_read(const kx_ring *r, uint64_t *floor, uint64_t *frames)
+    int kx_ring_make_room(kx_ring *r, uint64_t c, uint64_t need)
+    int kx_ring_ready_to_write(kx_ring *r, uint64_t start, uint64_t need)
+    void kx_ring_notify_data(kx_ring *r)
+    void kx_futex_wake_all(uint32_t *word, int shared)
 
     # GCC atomic builtins on the header's fields.
     uint64_t KX_LOAD_ACQ(...)
@@ -106,6 +116,7 @@ cdef extern from "kx_ring.h" nogil:
     uint32_t __atomic_fetch_add(...)
     uint32_t __atomic_fetch_sub(...)
     bint __atomic_compare_exchange_n(...)
+    void __atomic_thread_fence(int)
     enum:
         __ATOMIC_SEQ_CST
         __ATOMIC_RELAXED

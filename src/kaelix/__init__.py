@@ -20,7 +20,9 @@ from kaelix._codec import (
     encode_batch,
 )
 from kaelix._rings import Ring, SharedRing
+from kaelix._stream import Consumer, Producer, Stream, partition_for
 from kaelix.errors import (
+    BufferFull,
     DecodeError,
     FrameTooLarge,
     KaelixError,
@@ -29,6 +31,11 @@ from kaelix.errors import (
     RingEmpty,
     RingError,
     RingFull,
+    SendTimeout,
+    StreamClosed,
+    StreamError,
+    StreamExists,
+    StreamNotFound,
 )
 from kaelix.validate import (
     DeliveryReport,
@@ -50,6 +57,8 @@ __all__ = [
     "MAX_FRAME_SIZE_LIMIT",
     "MAX_HEADER_COUNT",
     "MAX_HEADER_NAME_BYTES",
+    "BufferFull",
+    "Consumer",
     "DecodeError",
     "DeliveryReport",
     "DeliveryTracker",
@@ -61,12 +70,19 @@ __all__ = [
     "Message",
     "MessageBatch",
     "PeerGone",
+    "Producer",
     "Ring",
     "RingClosed",
     "RingEmpty",
     "RingError",
     "RingFull",
+    "SendTimeout",
     "SharedRing",
+    "Stream",
+    "StreamClosed",
+    "StreamError",
+    "StreamExists",
+    "StreamNotFound",
     "__version__",
     "check_delivery",
     "crc32c",
@@ -76,5 +92,6 @@ __all__ = [
     "encode",
     "encode_batch",
     "latency_report",
+    "partition_for",
     "validate_message_invariants",
 ]

@@ -2,14 +2,54 @@
 
 Every error kaelix raises on purpose is a ``KaelixError``, and each also subclasses the
 builtin it resembles, so ``except ValueError`` keeps working for code that predates kaelix.
-The classes are defined by the compiled core (which must not import this package) and
-re-exported here; this module imports nothing else.
+The codec and ring classes are defined by the compiled core (which must not import this
+package) and re-exported here; the stream classes are defined here. This module imports
+nothing else from kaelix.
 """
+
+import queue
 
 from kaelix._codec import DecodeError, FrameTooLarge, KaelixError
 from kaelix._ring import PeerGone, RingClosed, RingEmpty, RingError, RingFull
 
+
+class StreamError(KaelixError):
+    """Base of the errors a ``Stream``, ``Producer`` or ``Consumer`` raises."""
+
+
+class StreamClosed(StreamError, ValueError):
+    """The stream (or this producer or consumer) is closed: nothing more can be sent, and
+    there is nothing more to receive."""
+
+
+class SendTimeout(StreamError, TimeoutError):
+    """``backpressure="block"``: the slowest consumer made no room before the timeout.
+    ``sent`` is how many messages of the call were sent (``send_batch``; 0 for ``send``)."""
+
+    def __init__(self, message: str, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class BufferFull(StreamError, queue.Full):
+    """``backpressure="error"``: the partition has no room for the message now. ``sent`` is
+    how many messages of the call were sent (``send_batch``; 0 for ``send``)."""
+
+    def __init__(self, message: str, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class StreamNotFound(StreamError, FileNotFoundError):
+    """``Stream.open``: no shared stream of that name (never made, or closed since)."""
+
+
+class StreamExists(StreamError, FileExistsError):
+    """``Stream(name, shared=True)``: a shared stream of that name exists already."""
+
+
 __all__ = [
+    "BufferFull",
     "DecodeError",
     "FrameTooLarge",
     "KaelixError",
@@ -18,4 +58,9 @@ __all__ = [
     "RingEmpty",
     "RingError",
     "RingFull",
+    "SendTimeout",
+    "StreamClosed",
+    "StreamError",
+    "StreamExists",
+    "StreamNotFound",
 ]
