@@ -1103,6 +1103,8 @@ cdef class Doorbell:
     cdef void *own
     cdef Py_buffer view
     cdef bint has_view
+    cdef int users               # _wait_any calls sleeping on it now
+    cdef bint release_pending    # release() was called while it had users
     cdef readonly bint shared
 
     def __init__(self, over=None, Py_ssize_t offset=0):
@@ -1133,12 +1135,22 @@ cdef class Doorbell:
         kx_futex_wake_all(self.seq, self.shared)
 
     def release(self):
-        """Lets go of the buffer it lives in (a shared doorbell); it must not be used after."""
+        """Lets go of the buffer it lives in (a shared doorbell), now if no wait uses it
+        (returns True; the buffer's owner may then close it), else when the last wait ends
+        (returns False). Waits started afterwards raise ValueError."""
+        if self.users:
+            self.release_pending = True
+            return False
+        self._release_now()
+        return True
+
+    cdef _release_now(self):
         if self.has_view:
             PyBuffer_Release(&self.view)
             self.has_view = False
         self.seq = NULL
         self.waiters = NULL
+        self.release_pending = False
 
     def __dealloc__(self):
         if self.has_view:
@@ -1262,7 +1274,7 @@ def _wait_any(handles, Doorbell bell, timeout=None):
     cdef int64_t now, until, pause_until, spin_until
     cdef uint32_t seen
     cdef int stop = 0
-    if bell is None or bell.seq == NULL:
+    if bell is None or bell.seq == NULL or bell.release_pending:
         raise ValueError("_wait_any needs a live doorbell")
     if n == 0:
         raise ValueError("_wait_any needs at least one handle")
@@ -1275,6 +1287,7 @@ def _wait_any(handles, Doorbell bell, timeout=None):
     for i in range(n):
         h = <_RingCore?>handles[i]
         h._as_consumer()
+    bell.users += 1
     try:
         for i in range(n):
             h = <_RingCore>handles[i]
@@ -1306,12 +1319,15 @@ def _wait_any(handles, Doorbell bell, timeout=None):
                         kx_futex_wait(bell.seq, seen, until - kx_now_ns(), bell.shared)
                 __atomic_fetch_sub(bell.waiters, 1, __ATOMIC_SEQ_CST)
                 ready = _any_ready(rings, cursors, n)
-            if ready:
+            if ready or bell.release_pending:
                 return True
             PyErr_CheckSignals()
             if deadline >= 0 and kx_now_ns() >= deadline:
                 return False
     finally:
+        bell.users -= 1
+        if bell.users == 0 and bell.release_pending:
+            bell._release_now()
         for i in range(n):
             h = <_RingCore>handles[i]
             h.busy -= 1

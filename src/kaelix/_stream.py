@@ -190,7 +190,7 @@ class _Shared:
     """A shared stream's segments as this process sees them: the metadata page (with the
     doorbell) and one SharedRing per partition, attached as a producer on first send."""
 
-    __slots__ = ("base", "bell", "fd", "meta", "owner", "producers", "stream")
+    __slots__ = ("base", "bell", "detached", "fd", "meta", "owner", "producers", "stream")
 
     def __init__(self, stream: Stream, base: str, fd: int, meta: mmap.mmap, owner: bool) -> None:
         self.stream = stream
@@ -198,6 +198,7 @@ class _Shared:
         self.fd = fd
         self.meta = meta
         self.owner = owner
+        self.detached = False
         self.producers: list[SharedRing | None] = [None] * stream._partitions
         self.bell = Doorbell(meta, _META_BELL)
 
@@ -254,12 +255,18 @@ class _Shared:
         _unlink(self.base)
 
     def detach(self) -> None:
+        if self.detached:
+            return
+        self.detached = True
         for ring in self.producers:
             if ring is not None:
                 ring.close()
         self.producers = [None] * self.stream._partitions
-        self.bell.release()
-        self.meta.close()
+        self.bell.wake()  # consumers of this handle sleeping on it return, and see the close
+        if self.bell.release():
+            self.meta.close()
+        # else a wait still sleeps on the doorbell: the mapping goes when the wait ends and
+        # the last reference to it is dropped.
         os.close(self.fd)
 
 
@@ -619,7 +626,7 @@ class Stream:
             self.close()
             return
         backend = self._backend
-        if backend is None or not isinstance(backend, _Shared) or backend.meta.closed:
+        if not isinstance(backend, _Shared) or backend.detached:
             return
         for consumer in list(self._consumers or ()):
             consumer.close()
