@@ -48,7 +48,7 @@ from kaelix.bench._runner import (
     summarise_latency,
 )
 from kaelix.bench._runner import measure_contender as _measure_contender
-from kaelix.bench.suites import ring, validate
+from kaelix.bench.suites import ring, stream, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +72,12 @@ RING_CASES = (
     "1\u21921 processes, batches of 1,024 frames (64 B)",
     "1\u21921 processes, one-way latency at 100 k msg/s (64 B)",
     "1\u21921 processes, one-way latency at 10 k msg/s (64 B)",
+)
+STREAM_CASES = (
+    "1\u21921 threads, one message per call (64 B)",
+    "1\u21921 threads, batches of 1,024 (64 B)",
+    "1\u21921 processes, one message per call (64 B)",
+    "1\u21921 processes, batches of 1,024 (64 B)",
 )
 VALIDATE_CASES = (
     "check_delivery 1,000,000 messages",
@@ -192,6 +198,10 @@ def test_list_shows_suites_cases_bars_and_peers() -> None:
     assert (
         "bar: p50 \u2264 2 \u00b5s; p99 \u2264 10 \u00b5s; p99.9 \u2264 50 \u00b5s" in done.stdout
     )
+    assert "\nstream: " in done.stdout
+    for case in STREAM_CASES:
+        assert f"  {case}\n" in done.stdout
+    assert "kaelix (drop_oldest, 4 partitions)" in done.stdout
     assert "\nvalidate: " in done.stdout
     for case in VALIDATE_CASES:
         assert f"  {case}\n" in done.stdout
@@ -255,7 +265,7 @@ def test_no_peers_runs_kaelix_and_reference_lines_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nosuch"], "unknown suite 'nosuch'; choose from: codec, ring, validate"),
+        (["nosuch"], "unknown suite 'nosuch'; choose from: codec, ring, stream, validate"),
         (["--repeat", "0"], "expected a whole number >= 1, got 0"),
         (["--trial-ms", "-1"], "expected a number > 0, got -1"),
         (["--quick", "--full"], "not allowed with argument"),
@@ -361,7 +371,7 @@ def test_run_accepts_a_suite_object_and_reports_skips_and_errors() -> None:
 def test_run_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="repeat must be at least 1; got 0"):
         run(["codec"], repeat=0)
-    known = "codec, ring, validate"
+    known = "codec, ring, stream, validate"
     with pytest.raises(ValueError, match=f"Unknown suite 'nosuch'; choose from: {known}"):
         run(["nosuch"])
 
@@ -379,9 +389,32 @@ TINY_RING = ring.RingSizes(
 )
 
 
-def _bench_segments() -> set[str]:
+def _shm_names(pattern: str) -> set[str]:
     shm = Path("/dev/shm")
-    return {p.name for p in shm.glob("kaelix-bench-*")} if shm.is_dir() else set()
+    return {p.name for p in shm.glob(pattern)} if shm.is_dir() else set()
+
+
+def _bench_segments() -> set[str]:
+    return _shm_names("kaelix-bench-*")
+
+
+def _assert_ran_or_skipped(case: CaseResult) -> None:
+    """Every contender of ``case`` ran, but for faster-fifo when it is not installed."""
+    for contender in case.contenders:
+        if contender.status == "skipped":
+            assert contender.reason == f"faster_fifo is not installed: {INSTALL_HINT}"
+        else:
+            assert contender.ok, (case.case, contender.name, contender.reason)
+
+
+def _assert_cross_process_trials(case: CaseResult, messages: int, frame: int) -> None:
+    """Every contender of ``case`` that ran timed one trial of ``messages`` messages of
+    ``frame`` bytes per operation."""
+    for contender in case.contenders:
+        if contender.ok:
+            assert contender.timing is not None and contender.timing.inner_loops == 1
+            assert contender.messages_per_op == messages
+            assert contender.bytes_per_op == messages * frame
 
 
 def test_the_ring_suite_in_a_tiny_configuration_produces_every_result() -> None:
@@ -402,11 +435,7 @@ def test_the_ring_suite_in_a_tiny_configuration_produces_every_result() -> None:
     assert not result.errors, [(c.case, r.name, r.reason) for c, r in result.errors]
     frame = 56 + 64
     for case in result.results:
-        for contender in case.contenders:
-            if contender.status == "skipped":
-                assert contender.reason == f"faster_fifo is not installed: {INSTALL_HINT}"
-            else:
-                assert contender.ok, (case.case, contender.name, contender.reason)
+        _assert_ran_or_skipped(case)
         kaelix = case.kaelix
         assert kaelix is not None and kaelix.ok, case.case
         assert all(isinstance(check.met, (bool, type(None))) for check in case.bars)
@@ -440,11 +469,7 @@ def test_the_ring_suite_in_a_tiny_configuration_produces_every_result() -> None:
             "multiprocessing.Queue",
             "faster-fifo",
         ]
-        for contender in case.contenders:
-            if contender.ok:
-                assert contender.timing is not None and contender.timing.inner_loops == 1
-                assert contender.messages_per_op == messages
-                assert contender.bytes_per_op == messages * frame
+        _assert_cross_process_trials(case, messages, frame)
         assert [check.bar.kind for check in case.bars] == [
             "min_messages_per_s",
             "min_speedup",
@@ -500,6 +525,105 @@ def test_ring_cases_are_listed_without_starting_anything() -> None:
     assert [case.name for case in full] == list(RING_CASES)
     assert "200,000 messages per trial" in quick[3].note
     assert "1,000,000 messages per trial" in full[3].note
+    assert multiprocessing.active_children() == []
+
+
+# ----------------------------------------------------------------------- the stream suite
+
+TINY_STREAM = stream.StreamSizes(
+    thread_messages=2_000,  # more than a 64 KiB partition holds: drop_oldest may drop
+    thread_batches=4,
+    cross_messages=4_096,  # more than the four partitions hold: never one receipt
+    cross_batches=16,
+    batch=16,
+    capacity=64 * 1024,
+)
+
+
+def _stream_segments() -> set[str]:
+    return _shm_names("kxs.*kaelix-bench-stream-*")
+
+
+def test_the_stream_suite_in_a_tiny_configuration_produces_every_result() -> None:
+    before = _stream_segments()
+    suite = Suite("stream", "tiny stream suite", functools.partial(stream.cases, sizes=TINY_STREAM))
+    result = run([suite], repeat=1, trial_ms=0.5)
+
+    names = [case.case for case in result.results]
+    assert names == [
+        "1\u21921 threads, one message per call (64 B)",
+        "1\u21921 threads, batches of 16 (64 B)",
+        "1\u21921 processes, one message per call (64 B)",
+        "1\u21921 processes, batches of 16 (64 B)",
+    ]
+    assert not result.errors, [(c.case, r.name, r.reason) for c, r in result.errors]
+    for case in result.results:
+        assert case.bars == ()  # DESIGN.md sets no stream bar
+        _assert_ran_or_skipped(case)
+
+    policies = [
+        f"kaelix ({policy}, {partitions})"
+        for policy in ("block", "error", "drop_oldest")
+        for partitions in ("1 partition", "4 partitions")
+    ]
+    one = result.case("stream", names[0])
+    assert [c.name for c in one.contenders] == [*policies, "queue.Queue", "queue.SimpleQueue"]
+    assert all(c.messages_per_op == 2_000 and c.bytes_per_op == 2_000 * 64 for c in one.contenders)
+    assert one.speedup("queue.Queue") is not None
+
+    batches = result.case("stream", names[1])
+    assert [c.name for c in batches.contenders] == [
+        "kaelix (1 partition)",
+        "kaelix (4 partitions)",
+        "queue.Queue (lists)",
+    ]
+    assert all(c.messages_per_op == 4 * 16 for c in batches.contenders)
+
+    for name, contenders, messages in (
+        (names[2], [policies[0], policies[1], policies[4], policies[5]], 4_096),
+        (names[3], ["kaelix (1 partition)", "kaelix (4 partitions)"], 16 * 16),
+    ):
+        case = result.case("stream", name)
+        assert [c.name for c in case.contenders] == [
+            *contenders,
+            "multiprocessing.Queue",
+            "faster-fifo",
+        ]
+        _assert_cross_process_trials(case, messages, 64)
+
+    data = json.loads(json.dumps(result.to_json()))
+    check_schema(data)
+    assert BenchRun.from_json(data) == result
+
+    # Every worker stopped, every shared stream the suite made removed.
+    assert multiprocessing.active_children() == []
+    assert _stream_segments() <= before
+
+
+def test_the_stream_check_catches_a_lost_skipped_or_misplaced_message() -> None:
+    from kaelix.bench._procs import StreamReceipt, check_stream_receipt
+
+    finals = {0: 24, 1: 24, 2: 24, 3: 23}
+    check = functools.partial(check_stream_receipt, n=99, last_payload=b"p", keyed=True)
+    check(StreamReceipt(0, 9, 1, 99, 0, 3, 23, b"p"), finals, drops=False)
+    check(StreamReceipt(0, 9, 1, 90, 9, 3, 23, b"p"), finals, drops=True)
+    with pytest.raises(AssertionError, match=r"accounted for 98 messages .* expected 99"):
+        check(StreamReceipt(0, 9, 1, 98, 0, 3, 23, b"p"), finals, drops=False)
+    with pytest.raises(AssertionError, match=r"\(90 received, 9 skipped\); expected 99, none"):
+        check(StreamReceipt(0, 9, 1, 90, 9, 3, 23, b"p"), finals, drops=False)
+    with pytest.raises(AssertionError, match=r"\(partition 3, sequence 22\) is not the last"):
+        check(StreamReceipt(0, 9, 1, 99, 0, 3, 22, b"p"), finals, drops=False)
+    with pytest.raises(AssertionError, match="the last payload received is not the last one"):
+        check(StreamReceipt(0, 9, 1, 99, 0, 3, 23, b"q"), finals, drops=False)
+
+
+def test_stream_cases_are_listed_without_starting_anything() -> None:
+    quick = stream.cases(SuiteConfig(quick=True))
+    full = stream.cases(SuiteConfig(quick=False))
+    assert [case.name for case in quick] == list(STREAM_CASES)
+    assert [case.name for case in full] == list(STREAM_CASES)
+    assert "50,000 messages per trial" in quick[2].note
+    assert "200,000 messages per trial" in full[2].note
     assert multiprocessing.active_children() == []
 
 

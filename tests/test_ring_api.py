@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 import kaelix
 from kaelix import Message, MessageBatch, Ring, SharedRing
+from proc_helpers import Background
 from strategies_local import Fields, message_fields, to_message
 
 SHM = "/dev/shm/"
@@ -54,28 +55,6 @@ def frame_of_length(length: int, sequence: int = 0) -> bytes:
     frame = make_frame(length - kaelix.HEADER_SIZE, sequence)
     assert len(frame) == length
     return frame
-
-
-class Background:
-    """Runs a call in a daemon thread and keeps its result or exception."""
-
-    def __init__(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(call, args, kwargs), daemon=True)
-        self.thread.start()
-
-    def _run(self, call: Callable[..., Any], args: Any, kwargs: Any) -> None:
-        try:
-            self.result = call(*args, **kwargs)
-        except BaseException as error:
-            self.error = error
-        finally:
-            self.done.set()
-
-    def finished_within(self, seconds: float) -> bool:
-        return self.done.wait(seconds)
 
 
 class SharedRings:

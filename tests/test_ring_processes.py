@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing.context import BaseContext
-from multiprocessing.process import BaseProcess
 from typing import Any
 from uuid import uuid4
 
@@ -26,6 +25,7 @@ import pytest
 import kaelix
 import ring_workers as workers
 from kaelix import SharedRing
+from proc_helpers import Children
 
 # numpy's BLAS keeps a thread, so Python 3.12+ warns at every fork; forking on purpose is
 # what these tests are for.
@@ -38,38 +38,6 @@ PEER_GONE_BOUND_S = 2.0  # the spec says about 0.2 s; this is a liveness bound, 
 JOIN_S = 30.0
 
 
-class Children:
-    """Processes started by one test; any still alive at the end are killed by pid."""
-
-    def __init__(self, context: BaseContext) -> None:
-        self.context = context
-        self.started: list[BaseProcess] = []
-
-    def start(self, target: Callable[..., Any], *args: Any) -> BaseProcess:
-        process = self.context.Process(target=target, args=args, daemon=True)
-        process.start()
-        self.started.append(process)
-        return process
-
-    def kill(self, process: BaseProcess) -> None:
-        assert process.pid is not None
-        os.kill(process.pid, signal.SIGKILL)
-        process.join(JOIN_S)
-        assert process.exitcode == -signal.SIGKILL
-
-    def join_ok(self, *processes: BaseProcess) -> None:
-        for process in processes:
-            process.join(JOIN_S)
-            assert process.exitcode == 0, f"child {process.name} ended with {process.exitcode}"
-
-    def finish(self) -> None:
-        for process in self.started:
-            if process.is_alive() and process.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-            process.join(JOIN_S)
-
-
 @pytest.fixture(params=["spawn", "fork"])
 def context(request: pytest.FixtureRequest) -> BaseContext:
     return multiprocessing.get_context(request.param)
@@ -77,11 +45,8 @@ def context(request: pytest.FixtureRequest) -> BaseContext:
 
 @pytest.fixture
 def children(context: BaseContext) -> Iterator[Children]:
-    started = Children(context)
-    try:
+    with Children(context, JOIN_S) as started:
         yield started
-    finally:
-        started.finish()
 
 
 @pytest.fixture

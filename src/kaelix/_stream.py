@@ -10,6 +10,7 @@ consumer of many partitions sleeps on one futex (``_wait_any``). See docs/stream
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import fcntl
 import hashlib
@@ -21,14 +22,13 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from typing import Any, Final, Literal, TypeAlias
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final, Literal, TypeAlias, overload
 
-from kaelix._batch import MessageBatch, _empty_columns
+from kaelix._batch import MessageBatch
 from kaelix._codec import (
     MAX_FRAME_SIZE_LIMIT,
     Message,
-    _encode_batch_columns,
     crc32c,
     decode,
     encode,
@@ -49,7 +49,7 @@ from kaelix.errors import (
     StreamNotFound,
 )
 
-__all__ = ["Consumer", "Producer", "Stream", "partition_for"]
+__all__ = ["Consumer", "Producer", "Receipts", "Stream", "partition_for"]
 
 Backpressure: TypeAlias = Literal["block", "drop_oldest", "error"]
 Start: TypeAlias = Literal["earliest", "latest"]
@@ -215,13 +215,17 @@ class _Shared:
 
     def reader(self, partition: int, start: Start) -> Any:
         try:
-            return SharedRing.attach(_ring_name(self.base, partition), start=start)
+            ring = SharedRing.attach(_ring_name(self.base, partition), start=start)
         except FileNotFoundError:
             raise StreamClosed(f"stream {self.stream._name!r} is closed") from None
+        try:
+            ring._join()  # from now on, producers keep every message for this cursor
         except RingError as exc:
+            ring.close()
             if exc.reason == "too_many_consumers":
                 raise StreamError(str(exc)) from None
             raise
+        return ring
 
     def counters(self, partition: int) -> tuple[int, int, int]:
         ring = self.producer_handle(partition)
@@ -335,6 +339,8 @@ class Stream:
         self._name = _check_name(name)
         self._partitions = _positive_int(partitions, "partitions", _MAX_PARTITIONS)
         self._capacity = _round_capacity(_positive_int(capacity, "capacity", 1 << 40))
+        if not isinstance(backpressure, str):
+            raise TypeError(f"backpressure must be a str, got {type(backpressure).__name__}")
         if backpressure not in _POLICIES:
             raise ValueError(
                 f"backpressure must be 'block', 'drop_oldest' or 'error', got {backpressure!r}"
@@ -543,6 +549,8 @@ class Stream:
             StreamError: a partition already serves ``max_consumers`` consumers.
         """
         self._check_open()
+        if not isinstance(start, str):
+            raise TypeError(f"start must be 'earliest' or 'latest', got {type(start).__name__}")
         if start not in ("earliest", "latest"):
             raise ValueError(f"start must be 'earliest' or 'latest', got {start!r}")
         if group is not None:
@@ -718,6 +726,69 @@ def _create_shared(stream: Stream) -> _Shared:
     return backend
 
 
+def _add_run(runs: list[tuple[int, int, int]], partition: int, first: int, count: int) -> None:
+    if runs:
+        p, f, c = runs[-1]
+        if p == partition and f + c == first:
+            runs[-1] = (p, f, c + count)
+            return
+    runs.append((partition, first, count))
+
+
+class Receipts(Sequence[tuple[int, int]]):
+    """What ``send_batch`` returns: the (partition, sequence) of each message sent, in
+    order, kept as runs (partition, first sequence, count), so that a large batch costs no
+    tuple per message until one is asked for. Compares equal to any sequence of the same
+    pairs (a list of tuples, say)."""
+
+    __slots__ = ("_ends", "_runs")
+
+    def __init__(self, runs: Iterable[tuple[int, int, int]] = ()) -> None:
+        self._runs = tuple(runs)
+        self._ends = list(itertools.accumulate(count for _, _, count in self._runs))
+
+    @property
+    def runs(self) -> tuple[tuple[int, int, int], ...]:
+        """(partition, first sequence, count) for each run of consecutive messages."""
+        return self._runs
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[int, int]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[int, int]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[int, int] | list[tuple[int, int]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("receipt index out of range")
+        r = bisect.bisect_right(self._ends, index)
+        partition, first, count = self._runs[r]
+        return partition, first + index - (self._ends[r] - count)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for partition, first, count in self._runs:
+            for seq in range(first, first + count):
+                yield partition, seq
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == len(self) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if len(self) <= 8:
+            return f"Receipts({list(self)!r})"
+        return f"<Receipts of {len(self)} messages in runs {self._runs!r}>"
+
+
 class Producer:
     """Sends messages to a stream; made by ``Stream.producer()``.
 
@@ -793,6 +864,8 @@ class Producer:
         """
         if self._closed:
             raise StreamClosed("this producer is closed")
+        if timeout is not _UNSET:
+            _timeout(timeout)  # a bad timeout is an error even when no wait is needed
         if type(key) is str:
             key = key.encode()
         p = self._choose(key) if partition is None else self._stream._partition_index(partition)
@@ -878,123 +951,82 @@ class Producer:
         headers: Mapping[str, Any] | None = None,
         partition: int | None = None,
         timeout: float | None = _UNSET,
-    ) -> list[tuple[int, int]]:
-        """Sends many messages, in order, with one copy into each partition per run of
-        messages bound for it, and returns their (partition, sequence) pairs.
+    ) -> Receipts:
+        """Sends many messages, in order, and returns their (partition, sequence) pairs.
 
-        Without keys and partition, the whole batch goes to the next round-robin partition
-        (as Kafka's sticky partitioner does), so it is one run. ``headers`` apply to every
-        message. If a send fails part way (``SendTimeout``, ``BufferFull``), exactly the
-        first ``exc.sent`` messages were sent.
+        Plain messages (bytes payloads, bytes or str or no keys, no headers) go into each
+        partition with one claim, one copy and one publish per run of messages bound for it
+        (as many as fit at a time). Without keys and partition, the whole batch goes to the
+        next round-robin partition (as Kafka's sticky partitioner does), so it is one run.
+        ``headers`` apply to every message. If a send fails part way (``SendTimeout``,
+        ``BufferFull``), exactly the first ``exc.sent`` messages were sent.
+
+        Raises:
+            SendTimeout: block: no room before the timeout (one timeout for the call).
+            BufferFull: error: no room now.
+            StreamClosed: the stream or this producer is closed.
+            FrameTooLarge: a message would not fit in a partition (the ones before it
+                were sent).
         """
-        items = payloads if isinstance(payloads, (list, tuple)) else list(payloads)
+        items = payloads if type(payloads) is list else list(payloads)
         key_list: list[Any] | None = None
         if keys is not None:
             key_list = [k.encode() if isinstance(k, str) else k for k in keys]
             if len(key_list) != len(items):
                 raise ValueError(f"keys has {len(key_list)} entries for {len(items)} payloads")
-        stream = self._stream
-        core = self._core
-        result: list[tuple[int, int]] = []
+        limit = self._stream._send_timeout if timeout is _UNSET else _timeout(timeout)
         if self._closed:
             raise StreamClosed("this producer is closed")
+        stream = self._stream
+        total = len(items)
         if partition is not None:
             fixed: int | None = stream._partition_index(partition)
         elif key_list is None:
-            fixed = self._choose(None)
+            fixed = self._choose(None) if total else None
         else:
             fixed = None
-        with self._lock:
-            core.busy = True
-            try:
-                if not items:
-                    return result
-                if fixed is not None:
-                    parts = [fixed] * len(items)
-                else:
-                    assert key_list is not None
-                    parts = [self._choose(k) for k in key_list]
-                limit = stream._send_timeout if timeout is _UNSET else _timeout(timeout)
-                deadline = None if limit is None else time.monotonic() + limit
-                i = 0
-                while i < len(items):
-                    p = parts[i]
-                    j = i + 1
-                    while j < len(items) and parts[j] == p:
-                        j += 1
-                    seq = core.sequence(p)
-                    now = time.time_ns()
-                    messages = [
-                        Message(
-                            items[k],
-                            key=None if key_list is None else key_list[k],
-                            headers=headers,
-                            partition=p,
-                            producer_id=core.producer_id,
-                            sequence=seq + (k - i),
-                            timestamp_ns=now,
-                        )
-                        for k in range(i, j)
-                    ]
-                    columns = _empty_columns(j - i)
-                    try:
-                        buf = _encode_batch_columns(messages, core.max_frame, columns)
-                    except FrameTooLarge as exc:
-                        raise _too_large(exc, stream) from None
-                    try:
-                        sent = self._push_run(p, buf, columns[0], deadline, limit, len(result))
-                    except (BufferFull, SendTimeout) as exc:
-                        core.advance(p, exc.sent - len(result))
-                        raise
-                    core.advance(p, sent)
-                    result.extend((p, seq + k) for k in range(sent))
-                    i = j
-            finally:
-                core.busy = False
-        return result
-
-    def _push_run(
-        self,
-        p: int,
-        buf: bytes,
-        offsets: Any,
-        deadline: float | None,
-        limit: float | None,
-        already: int,
-    ) -> int:
-        """Pushes one partition's run of encoded frames; returns how many went in (all of
-        them unless an exception says otherwise through its ``sent``)."""
-        stream = self._stream
-        handle = self._handle(p)
-        count = len(offsets) - 1
-        view = memoryview(buf)
+        parts = None
+        if fixed is None and key_list is not None:
+            parts = [self._choose(k) for k in key_list]
+        deadline = None if limit is None else time.monotonic() + limit
+        core = self._core
+        runs: list[tuple[int, int, int]] = []
         done = 0
-        try:
-            while True:
-                done += int(handle._push_frames(view[offsets[done] :], offsets[done:]))
-                if done == count:
-                    return done
-                if stream._policy == "error":
-                    raise BufferFull(
-                        f"partition {p} of stream {stream._name!r} is full after "
-                        f"{already + done} messages of the batch",
-                        already + done,
-                    )
-                # Wait for room by putting the next frame alone, then go on in bulk.
+        i = 0
+        while i < total:
+            p = fixed if parts is None else parts[i]
+            assert p is not None
+            stop = total
+            if parts is not None:
+                stop = i + 1
+                while stop < total and parts[stop] == p:
+                    stop += 1
+            handle = self._handles[p]
+            if handle is None:
+                handle = self._handle(p)
+            while i < stop:
+                sent = -1
+                if headers is None:
+                    try:
+                        sent, first = core.send_many(handle, items, key_list, i, stop, p)
+                    except RingClosed:
+                        raise StreamClosed(f"stream {stream._name!r} is closed") from None
+                if sent > 0:
+                    _add_run(runs, p, first, sent)
+                    i += sent
+                    done += sent
+                    continue
+                # One message the Python way: it waits for room, or raises what is wrong.
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                key = None if key_list is None else key_list[i]
                 try:
-                    handle.put(view[offsets[done] : offsets[done + 1]], left)
-                except PeerGone:
-                    continue  # a dead consumer's cursor was released: look again
+                    _, seq = self._send_slow(items[i], key, headers, p, left)
+                except (SendTimeout, BufferFull) as exc:
+                    raise type(exc)(str(exc), done) from None
+                _add_run(runs, p, seq, 1)
+                i += 1
                 done += 1
-        except RingFull:
-            raise SendTimeout(
-                f"no room in partition {p} of stream {stream._name!r} within {limit} s "
-                f"after {already + done} messages of the batch",
-                already + done,
-            ) from None
-        except RingClosed:
-            raise StreamClosed(f"stream {stream._name!r} is closed") from None
+        return Receipts(runs)
 
     def close(self) -> None:
         """No more sends from this producer (the stream stays open). Harmless twice."""
@@ -1155,7 +1187,10 @@ class Consumer:
         """Messages this consumer never received because ``drop_oldest`` overwrote them
         before it read them (for a group member: the group's, on the partitions it reads
         now). Each poll brings it up to date."""
-        return sum(self.skipped_by_partition.values())
+        total = 0
+        for cursor in self._plan[1]:
+            total += cursor.skipped
+        return total
 
     @property
     def skipped_by_partition(self) -> dict[int, int]:

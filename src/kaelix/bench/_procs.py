@@ -1,6 +1,7 @@
-"""Cross-process runs for the ring suite: one producer process and one consumer process
-around one channel (a `kaelix.SharedRing`, a `multiprocessing.Queue` or a
-`faster_fifo.Queue`), driven by the bench process over a pipe to each.
+"""Cross-process runs for the ring and stream suites: one producer process and one consumer
+process around one channel (a `kaelix.SharedRing` or a shared `kaelix.Stream`, a
+`multiprocessing.Queue` or a `faster_fifo.Queue`), driven by the bench process over a pipe
+to each (the stream suite's thread cases reuse the same loops in threads).
 
 The same two workers serve kaelix and every peer, so every contender runs the same loops
 around its own put/get calls:
@@ -22,6 +23,7 @@ inside the functions that use them. Never import numba, rich or the bench's repo
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import itertools
 import os
@@ -253,13 +255,17 @@ def _observe_schedule(n: int, t0_ns: int, period_ns: int) -> npt.NDArray[np.int6
     return np.asarray(stamps, dtype=np.int64) - scheduled
 
 
-def serve(role: Role, conn: Connection, channel: Channel, spec: Frames) -> None:
-    """A worker's main loop: open the channel, say ``ready``, then answer commands
-    (``throughput``, ``latency``, ``stop``) until told to stop. Every reply is
-    ``("ok", result)`` or ``("error", traceback)``."""
+def _serve_commands(
+    conn: Connection,
+    start: Callable[[], tuple[Callable[[str, list[Any]], object], Callable[[], object]]],
+) -> None:
+    """The command loop every worker runs: ``start()`` opens the worker's end of the channel
+    and returns ``(run, close)``; then say ``ready`` and answer each command with
+    ``run(command, args)`` (with the garbage collector off, as in the bench's own timed
+    loops) until told to ``stop``, which runs ``close``. Every reply is ``("ok", result)``
+    or ``("error", traceback)``; a worker stops after its first error."""
     try:
-        frames = make_frames(spec)
-        endpoint = _open(channel, frames)
+        run, close = start()
     except BaseException:
         conn.send(("error", traceback.format_exc()))
         return
@@ -268,28 +274,12 @@ def serve(role: Role, conn: Connection, channel: Channel, spec: Frames) -> None:
         while True:
             command, *args = conn.recv()
             if command == "stop":
-                endpoint.close()
+                close()
                 conn.send(("ok", None))
                 return
             gc.disable()  # as in the bench's own timed loops
             try:
-                result: object
-                if command == "throughput":
-                    n, form = args
-                    if role == "producer":
-                        result = _produce(endpoint, frames, n, form)
-                    else:
-                        result = _consume(endpoint, n, form)
-                elif command == "latency":
-                    n, t0_ns, period_ns = args
-                    if role == "producer":
-                        result = _send_paced(endpoint, frames[:n], t0_ns, period_ns)
-                    elif channel.kind == "clock":
-                        result = _observe_schedule(n, t0_ns, period_ns)
-                    else:
-                        result = _stamp(endpoint, n, t0_ns, period_ns)
-                else:
-                    raise ValueError(f"unknown command {command!r}")
+                result = run(command, args)
             except BaseException:
                 conn.send(("error", traceback.format_exc()))
                 return
@@ -298,6 +288,43 @@ def serve(role: Role, conn: Connection, channel: Channel, spec: Frames) -> None:
             conn.send(("ok", result))
     except (EOFError, OSError):  # the bench went away: nothing left to answer
         return
+
+
+def _run_ring_command(
+    role: Role,
+    channel: Channel,
+    endpoint: _Endpoint,
+    frames: list[bytes],
+    command: str,
+    args: list[Any],
+) -> object:
+    if command == "throughput":
+        n, form = args
+        if role == "producer":
+            return _produce(endpoint, frames, n, form)
+        return _consume(endpoint, n, form)
+    if command == "latency":
+        n, t0_ns, period_ns = args
+        if role == "producer":
+            return _send_paced(endpoint, frames[:n], t0_ns, period_ns)
+        if channel.kind == "clock":
+            return _observe_schedule(n, t0_ns, period_ns)
+        return _stamp(endpoint, n, t0_ns, period_ns)
+    raise ValueError(f"unknown command {command!r}")
+
+
+def serve(role: Role, conn: Connection, channel: Channel, spec: Frames) -> None:
+    """A worker's main loop: open the channel, say ``ready``, then answer commands
+    (``throughput``, ``latency``, ``stop``) until told to stop. Every reply is
+    ``("ok", result)`` or ``("error", traceback)``."""
+
+    def start() -> tuple[Callable[[str, list[Any]], object], Callable[[], object]]:
+        frames = make_frames(spec)
+        endpoint = _open(channel, frames)
+        run = functools.partial(_run_ring_command, role, channel, endpoint, frames)
+        return run, endpoint.close
+
+    _serve_commands(conn, start)
 
 
 # ------------------------------------------------------------------------ in the bench
@@ -319,12 +346,23 @@ class ProcessPair:
         *,
         on_close: Callable[[], object] | None = None,
     ) -> None:
-        import multiprocessing
-
-        context = multiprocessing.get_context(START_METHOD)
         self.channel = channel
         self.spec = spec
         self.expected = make_frames(spec)
+        self._start(serve, (channel, spec), "kaelix-bench", on_close)
+
+    def _start(
+        self,
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        name: str,
+        on_close: Callable[[], object] | None,
+    ) -> None:
+        """Spawn the workers, ``target(role, conn, *args)`` named ``{name}-{role}``, and
+        wait for each to say ``ready``; on failure, `close` (which runs ``on_close``)."""
+        import multiprocessing
+
+        context = multiprocessing.get_context(START_METHOD)
         self._on_close = on_close
         self._processes: dict[Role, BaseProcess] = {}
         self._conns: dict[Role, Connection] = {}
@@ -334,9 +372,9 @@ class ProcessPair:
             for role in ROLES:
                 ours, theirs = context.Pipe()
                 process = context.Process(
-                    target=serve,
-                    args=(role, theirs, channel, spec),
-                    name=f"kaelix-bench-{role}",
+                    target=target,
+                    args=(role, theirs, *args),
+                    name=f"{name}-{role}",
                     daemon=True,
                 )
                 process.start()
@@ -486,14 +524,467 @@ def open_pair(
     return ProcessPair(Channel(kind, queue), spec, on_close=queue.close)
 
 
+# ------------------------------------------------------------------------ the stream suite
+#
+# The stream suite (`kaelix.bench.suites.stream`) moves payloads through a `kaelix.Stream`
+# and through the peer queues with the same two loops, `produce_stream` and
+# `consume_stream`: in two threads of the bench, or in two spawned processes
+# (`StreamPair`, served by `serve_stream`). Like everything above, kaelix and the peers are
+# imported inside the functions that use them.
+
+Policy = Literal["block", "error", "drop_oldest"]
+StreamKind = Literal["kaelix", "multiprocessing", "faster_fifo"]
+
+IDLE_POLL_S = 0.01
+"""How long a drop_oldest consumer waits for a message before it looks again whether its
+skipped count already accounts for the rest."""
+
+SKIPPED_EVERY = 256
+"""A drop_oldest consumer reads its skipped count after this many messages, not after
+each: reading it looks at every partition."""
+
+GIVE_UP_S = 60.0
+"""A drop_oldest consumer that receives nothing for this long stops (the check reports
+what is missing)."""
+
+
+def stream_payloads(payload_size: int, count: int) -> list[bytes]:
+    """``count`` distinct payloads of ``payload_size`` (>= 8) bytes, the index in the first
+    eight: distinct objects, so a pickling peer cannot send a repeated one as a memo
+    reference."""
+    if payload_size < 8:
+        raise ValueError(f"payload_size must be at least 8 bytes; got {payload_size}")
+    body = bytes((i * 7 + 3) & 0xFF for i in range(8, payload_size))
+    return [i.to_bytes(8, "little") + body for i in range(count)]
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """One side of a stream suite channel, in the shape `produce_stream` and
+    `consume_stream` use.
+
+    Producer side: ``put`` sends one payload and ``put_batch`` a list of them; for kaelix
+    (``keyed``) they return ``(partition, sequence)`` and a list of those, and ``retry_on``
+    is the exception a send that found no room raises under ``backpressure="error"`` (the
+    loop retries it). Consumer side: ``get`` returns one item (waiting for it) and
+    ``get_batch`` several (a `kaelix.MessageBatch` or a list); ``skipped_by`` is the kaelix
+    consumer whose ``skipped`` count the loop reads under ``backpressure="drop_oldest"``,
+    and ``get_awhile`` its poll that waits at most `IDLE_POLL_S` (None when nothing came).
+    """
+
+    put: Callable[[Any], Any] = _nothing
+    put_batch: Callable[[Any], Any] = _nothing
+    get: Callable[[], Any] = _nothing
+    get_batch: Callable[[], Any] = _nothing
+    get_awhile: Callable[[], Any] = _nothing
+    keyed: bool = False
+    partitions: int = 1
+    retry_on: type[BaseException] | None = None
+    skipped_by: Any = None
+    close: Callable[[], object] = _nothing
+
+
+@dataclass(frozen=True)
+class StreamReceipt:
+    """What a consumer saw in one run: when it received its first and its last message
+    (``time.perf_counter_ns``), how many messages its first receipt accounted for
+    (received, and for drop_oldest skipped), how many it received and how many it was told
+    it skipped in all, and its last message: partition and sequence (kaelix; None for the
+    peers) and payload."""
+
+    first_ns: int
+    last_ns: int
+    first_accounted: int
+    received: int
+    skipped: int
+    last_partition: int | None
+    last_sequence: int | None
+    last_payload: bytes
+
+
+def kaelix_stream_end(
+    role: Role, stream: Any, batch: int, *, close: Callable[[], object] | None = None
+) -> StreamEnd:
+    """A producer or a consumer (broadcast, from the earliest message) of a
+    `kaelix.Stream`; the consumer's ``get_batch`` polls up to ``batch`` messages. The end's
+    ``close`` closes the producer or consumer, or is ``close`` when given."""
+    import kaelix
+
+    if role == "producer":
+        producer = stream.producer()
+        retry_on = kaelix.BufferFull if stream.backpressure == "error" else None
+        return StreamEnd(
+            put=producer.send,
+            put_batch=producer.send_batch,
+            keyed=True,
+            partitions=stream.partitions,
+            retry_on=retry_on,
+            close=producer.close if close is None else close,
+        )
+    consumer = stream.consumer()
+    poll_batch = consumer.poll_batch
+
+    def get_batch() -> Any:
+        return poll_batch(batch)
+
+    return StreamEnd(
+        get=consumer.poll,
+        get_awhile=functools.partial(consumer.poll, IDLE_POLL_S),
+        get_batch=get_batch,
+        keyed=True,
+        partitions=stream.partitions,
+        skipped_by=consumer if stream.backpressure == "drop_oldest" else None,
+        close=consumer.close if close is None else close,
+    )
+
+
+def queue_stream_end(queue: Any, *, many: bool = False, closes: bool = False) -> StreamEnd:
+    """A peer queue's calls: ``put``/``get`` one payload at a time, and a list of payloads
+    as one item (``queue.Queue``, ``multiprocessing.Queue``) or, with ``many``, each
+    payload its own message through ``put_many``/``get_many`` (faster-fifo). With
+    ``closes``, the end's ``close`` closes the queue (a worker process's handle of a
+    cross-process queue)."""
+    return StreamEnd(
+        put=queue.put,
+        put_batch=queue.put_many if many else queue.put,
+        get=queue.get,
+        get_batch=queue.get_many if many else queue.get,
+        close=queue.close if closes else _nothing,
+    )
+
+
+def _send_until_taken(put: Callable[[Any], Any], payload: bytes, full: type[BaseException]) -> Any:
+    """Send ``payload`` until the channel takes it, yielding (the core, and the GIL to a
+    consumer thread) after each refusal."""
+    pause = time.sleep
+    while True:
+        try:
+            return put(payload)
+        except full:
+            pause(0)
+
+
+def produce_stream(end: StreamEnd, payloads: list[bytes], n: int, form: Form) -> dict[int, int]:
+    """Send ``n`` messages: the first payload ``n`` times, one per call, or all of
+    ``payloads`` per batch call (``n`` is a multiple of their count). For kaelix, the last
+    sequence sent to each partition (what the consumer's last message must match): the
+    last ``partitions`` sends cover every partition, round-robin; empty for the peers."""
+    if form == "batch":
+        put_batch = end.put_batch
+        for _ in itertools.repeat(None, n // len(payloads) - 1):
+            put_batch(payloads)
+        last_batch = put_batch(payloads)
+        return {int(p): int(s) for p, s in last_batch} if end.keyed else {}
+    put, payload, full = end.put, payloads[0], end.retry_on
+    tail = min(n, end.partitions) if end.keyed else 0
+    if full is None:
+        for _ in itertools.repeat(None, n - tail):
+            put(payload)
+    else:
+        for _ in itertools.repeat(None, n - tail):
+            try:
+                put(payload)
+            except full:
+                _send_until_taken(put, payload, full)
+    finals: dict[int, int] = {}
+    for _ in range(tail):
+        partition, sequence = (
+            put(payload) if full is None else _send_until_taken(put, payload, full)
+        )
+        finals[int(partition)] = int(sequence)
+    return finals
+
+
+def _last_item(item: Any, form: Form, keyed: bool) -> tuple[int | None, int | None, bytes]:
+    if item is None or (form == "batch" and len(item) == 0):
+        raise AssertionError("the channel closed before the consumer accounted for every message")
+    if not keyed:
+        return None, None, bytes(item if form == "one" else item[-1])
+    if form == "one":
+        return int(item.partition), int(item.sequence), bytes(item.payload)
+    index = len(item) - 1
+    return int(item.partition[index]), int(item.sequence[index]), bytes(item.payload(index))
+
+
+def consume_stream(end: StreamEnd, n: int, form: Form) -> StreamReceipt:
+    """Receive until every one of ``n`` messages is accounted for: ``n`` one-at-a-time
+    receipts, batches until ``n`` messages, or (drop_oldest, ``end.skipped_by`` set)
+    receipts until received plus skipped make ``n``. Stamps the first and the last receipt.
+    A closed, drained kaelix stream (None, or an empty batch) ends the loop early, which
+    the check then reports."""
+    clock = time.perf_counter_ns
+    if form == "batch":
+        get_batch = end.get_batch
+        batch = get_batch()
+        first = clock()
+        first_accounted = received = len(batch)
+        while received < n:
+            more = get_batch()
+            if not len(more):
+                break
+            batch = more
+            received += len(more)
+        return StreamReceipt(
+            first, clock(), first_accounted, received, 0, *_last_item(batch, form, end.keyed)
+        )
+    get, consumer = end.get, end.skipped_by
+    if consumer is None:
+        item = get()
+        first = clock()
+        for _ in itertools.repeat(None, n - 1):
+            item = get()
+        return StreamReceipt(first, clock(), 1, n, 0, *_last_item(item, form, end.keyed))
+    # drop_oldest: the skipped count is read after every SKIPPED_EVERY messages and whenever
+    # nothing came for IDLE_POLL_S, not after each poll. A consumer learns it was lapped
+    # with a partition's worth of newer messages still to receive, so the count is current
+    # well before the end; the idle look covers a ring that holds fewer messages than that.
+    get_awhile = end.get_awhile
+    base = consumer.skipped
+    item = get()
+    first = clock()
+    skipped = consumer.skipped - base
+    first_accounted = 1 + skipped
+    received, idle = 1, 0
+    while (left := n - received - skipped) > 0:
+        chunk = min(left, SKIPPED_EVERY)
+        for index in range(chunk):
+            more = get_awhile()
+            if more is None:
+                received += index
+                idle = 0 if index else idle + 1
+                break
+            item = more
+        else:
+            received += chunk
+            idle = 0
+        skipped = consumer.skipped - base
+        if idle * IDLE_POLL_S > GIVE_UP_S:
+            break
+    last = clock()
+    return StreamReceipt(
+        first, last, first_accounted, received, skipped, *_last_item(item, form, end.keyed)
+    )
+
+
+def check_stream_receipt(
+    receipt: StreamReceipt,
+    finals: dict[int, int],
+    n: int,
+    last_payload: bytes,
+    *,
+    keyed: bool,
+    drops: bool,
+) -> None:
+    """Raise AssertionError unless the consumer accounted for exactly ``n`` messages
+    (received, plus skipped when the channel ``drops``; nothing skipped otherwise), its last
+    payload is ``last_payload``, and for kaelix its last message is the last one sent to its
+    partition (``finals``, from `produce_stream`)."""
+    accounted = receipt.received + receipt.skipped
+    if accounted != n or (receipt.skipped and not drops):
+        raise AssertionError(
+            f"the consumer accounted for {accounted:,} messages ({receipt.received:,} received, "
+            f"{receipt.skipped:,} skipped); expected {n:,}" + ("" if drops else ", none skipped")
+        )
+    if receipt.last_payload != last_payload:
+        raise AssertionError("the last payload received is not the last one sent")
+    if keyed:
+        partition, sequence = receipt.last_partition, receipt.last_sequence
+        expected = finals.get(partition) if partition is not None else None
+        if sequence is None or expected != sequence:
+            raise AssertionError(
+                f"the last message received (partition {partition}, sequence {sequence}) is "
+                f"not the last one sent to its partition (sequence {expected})"
+            )
+
+
+@dataclass(frozen=True)
+class StreamChannel:
+    """What the stream suite's workers talk through: ``handle`` is a shared
+    `kaelix.Stream`'s name (each worker opens it with `kaelix.Stream.open`), or the peer
+    queue itself (handed to the children when they are spawned)."""
+
+    kind: StreamKind
+    handle: Any
+
+
+def _open_stream_channel(role: Role, channel: StreamChannel, batch: int) -> StreamEnd:
+    if channel.kind == "kaelix":
+        import kaelix
+
+        stream = kaelix.Stream.open(channel.handle)
+        try:
+            # detach: this process leaves (its producer or consumer closed) without closing
+            # the stream for the others; the bench process owns it.
+            return kaelix_stream_end(role, stream, batch, close=stream.detach)
+        except BaseException:
+            stream.detach()
+            raise
+    return queue_stream_end(channel.handle, many=channel.kind == "faster_fifo", closes=True)
+
+
+def _run_stream_command(
+    role: Role, end: StreamEnd, payloads: list[bytes], command: str, args: list[Any]
+) -> object:
+    if command != "throughput":
+        raise ValueError(f"unknown command {command!r}")
+    n, form = args
+    if role == "producer":
+        return produce_stream(end, payloads, n, form)
+    return consume_stream(end, n, form)
+
+
+def serve_stream(
+    role: Role, conn: Connection, channel: StreamChannel, payload_size: int, batch: int
+) -> None:
+    """A stream suite worker: open its end of the channel, say ``ready``, then answer
+    ``("throughput", n, form)`` with `produce_stream`'s finals (producer) or
+    `consume_stream`'s receipt (consumer), until told to ``stop``. Every reply is
+    ``("ok", result)`` or ``("error", traceback)``."""
+
+    def start() -> tuple[Callable[[str, list[Any]], object], Callable[[], object]]:
+        payloads = stream_payloads(payload_size, batch)
+        end = _open_stream_channel(role, channel, batch)
+        return functools.partial(_run_stream_command, role, end, payloads), end.close
+
+    _serve_commands(conn, start)
+
+
+class StreamPair(ProcessPair):
+    """A producer and a consumer process around a stream suite channel, served by
+    `serve_stream`; replies, timeouts and shutdown as `ProcessPair` (``close`` stops the
+    workers, then runs ``on_close``, which closes the stream or the queue).
+
+    ``drops`` says the channel may drop messages (kaelix ``backpressure="drop_oldest"``):
+    its consumer counts what it skipped."""
+
+    def __init__(
+        self,
+        channel: StreamChannel,
+        payload_size: int,
+        batch: int,
+        *,
+        drops: bool = False,
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
+        self.stream_channel = channel
+        self.payloads = stream_payloads(payload_size, batch)
+        self.drops = drops
+        self._start(serve_stream, (channel, payload_size, batch), "kaelix-bench-stream", on_close)
+
+    def _both_replies(self, timeout_s: float) -> dict[Role, Any]:
+        """Both workers' replies, taken as they come, so a worker that fails is reported at
+        once rather than after the other one's timeout."""
+        from multiprocessing.connection import wait
+
+        pending: dict[Any, Role] = {self._conns[role]: role for role in ROLES}
+        replies: dict[Role, Any] = {}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                late = " and ".join(pending.values())
+                raise WorkerError(f"the {late} process did not answer within {timeout_s:g} s")
+            # A worker that exited closes its end of the pipe, which wait() reports as ready:
+            # _reply then says it exited.
+            for conn in wait(list(pending), min(remaining, _POLL_S)):
+                role = pending.pop(conn)
+                replies[role] = self._reply(role, remaining)
+        return replies
+
+    def throughput(self, n: int, form: Form) -> float:
+        """One trial of ``n`` messages (one per call, or in batches of the pair's payloads),
+        checked with `check_stream_receipt`; the nanoseconds ``n`` messages take at the rate
+        the consumer saw (messages accounted for after its first receipt over the time from
+        the first receipt to the last)."""
+        self._send("consumer", "throughput", n, form)
+        self._send("producer", "throughput", n, form)
+        replies = self._both_replies(self._timeout(n))
+        receipt: StreamReceipt = replies["consumer"]
+        last_payload = self.payloads[0 if form == "one" else -1]
+        keyed = self.stream_channel.kind == "kaelix"
+        check_stream_receipt(
+            receipt, replies["producer"], n, last_payload, keyed=keyed, drops=self.drops
+        )
+        timed = receipt.received + receipt.skipped - receipt.first_accounted
+        if timed <= 0 or receipt.last_ns <= receipt.first_ns:
+            raise ValueError(
+                f"{n} messages arrived in one receipt: too few to time; send more per trial"
+            )
+        return float((receipt.last_ns - receipt.first_ns) * n / timed)
+
+    def latency(self, n: int, period_ns: int, lead_ns: int = 20_000_000) -> npt.NDArray[np.int64]:
+        """Not measured by the stream suite: its workers serve throughput trials only."""
+        raise NotImplementedError("StreamPair runs throughput trials only")
+
+
+_stream_names = itertools.count()
+
+
+def open_stream_pair(
+    kind: StreamKind,
+    *,
+    payload_size: int,
+    batch: int,
+    capacity: int,
+    partitions: int = 1,
+    policy: Policy = "block",
+) -> StreamPair:
+    """Create a channel of ``kind`` (kaelix: a shared `kaelix.Stream` of ``partitions``
+    rings of ``capacity`` bytes with backpressure ``policy``; faster-fifo: a queue of
+    ``capacity`` bytes; ``multiprocessing.Queue``: unbounded) and start a producer and a
+    consumer around it."""
+    if kind == "kaelix":
+        import kaelix
+
+        name = f"kaelix-bench-stream-{os.getpid()}-{next(_stream_names)}"
+        stream = kaelix.Stream(
+            name, partitions=partitions, capacity=capacity, backpressure=policy, shared=True
+        )
+        try:
+            return StreamPair(
+                StreamChannel("kaelix", name),
+                payload_size,
+                batch,
+                drops=policy == "drop_oldest",
+                on_close=stream.close,
+            )
+        except BaseException:
+            stream.close()
+            raise
+    queue: Any
+    if kind == "multiprocessing":
+        import multiprocessing
+
+        queue = multiprocessing.get_context(START_METHOD).Queue()
+    else:
+        import faster_fifo
+
+        queue = faster_fifo.Queue(capacity, loads=bytes, dumps=frame_bytes)
+    return StreamPair(StreamChannel(kind, queue), payload_size, batch, on_close=queue.close)
+
+
 __all__ = [
     "ROLES",
     "START_METHOD",
     "Channel",
     "Frames",
+    "Policy",
     "ProcessPair",
+    "StreamChannel",
+    "StreamEnd",
+    "StreamKind",
+    "StreamPair",
+    "StreamReceipt",
     "WorkerError",
+    "check_stream_receipt",
+    "consume_stream",
+    "kaelix_stream_end",
     "make_frames",
     "open_pair",
+    "open_stream_pair",
+    "produce_stream",
+    "queue_stream_end",
     "serve",
+    "serve_stream",
+    "stream_payloads",
 ]

@@ -19,6 +19,7 @@ from kaelix.bench._model import Suite
 SUITES: dict[str, str] = {
     "codec": "kaelix.bench.suites.codec",
     "ring": "kaelix.bench.suites.ring",
+    "stream": "kaelix.bench.suites.stream",
     "validate": "kaelix.bench.suites.validate",
 }
 """Suite name -> module defining ``SUITE``, in the order a full run goes through them."""
