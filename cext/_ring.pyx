@@ -28,6 +28,7 @@ from posix.unistd cimport close as c_close, ftruncate, getpid
 
 from kx_c cimport (
     KX_HEADER_SIZE,
+    kx_crc32c,
     KX_MAX_FRAME_LIMIT,
     kx_frame_seal,
     kx_frame_size,
@@ -133,6 +134,8 @@ cdef uint32_t attempt_word = 0  # a futex word nobody wakes: a plain 10 ms sleep
 
 cdef extern from "Python.h":
     bint PyObject_CheckBuffer(object obj)
+    object PyByteArray_FromStringAndSize(const char *s, Py_ssize_t n)
+    char *PyByteArray_AS_STRING(object o)
 
 
 cdef enum WaitMode:
@@ -236,8 +239,11 @@ cdef inline bint _data_ready(kx_ring *r, uint64_t cursor) noexcept nogil:
 
 
 cdef inline bint _space_ready(kx_ring *r, uint64_t need) noexcept nogil:
-    return kx_ring_has_room(r, KX_LOAD_RLX(&r.h.claim), need) != 0 \
-        or KX_LOAD_RLX(&r.h.closed) != 0
+    if KX_LOAD_RLX(&r.h.closed) != 0:
+        return True
+    if r.h.max_items != 0 and <int64_t>KX_LOAD_ACQ(&r.h.items_free) <= 0:
+        return False
+    return kx_ring_has_room(r, KX_LOAD_RLX(&r.h.claim), need) != 0
 
 
 cdef inline bint _ready(kx_ring *r, int what, uint64_t arg) noexcept nogil:
@@ -790,7 +796,8 @@ cdef class _RingCore:
 
     cdef int _closed_while_waiting(self, int what) except -1:
         if what == FOR_DATA:
-            if KX_LOAD_ACQ(&self.r.h.publish) == self.cursor:
+            if KX_LOAD_ACQ(&self.r.h.publish) == \
+                    (KX_LOAD_ACQ(&self.r.h.take) if self.r.queue else self.cursor):
                 raise RingClosed("the ring is closed and drained")
             return 0
         raise RingClosed("push to a closed ring")
@@ -817,7 +824,9 @@ cdef class _RingCore:
         self._check_open()
         cdef uint64_t floor_pos, floor_frames
         published = KX_LOAD_ACQ(&self.r.h.frames_published)
-        if self.cons != NULL and self.generation == _fork_generation:
+        if self.r.queue:
+            kx_ring_gate(&self.r, &frames)
+        elif self.cons != NULL and self.generation == _fork_generation:
             frames = self.consumed
             if self.r.overwrite:
                 kx_ring_floor_read(&self.r, &floor_pos, &floor_frames)
@@ -902,7 +911,8 @@ cdef class _RingCore:
             if &kx_ring_consumer_slot(&self.r, i)[0] != s and \
                     KX_LOAD_ACQ(&kx_ring_consumer_slot(&self.r, i).state) == KX_SLOT_ACTIVE:
                 others += 1
-        if others == 0 and not self.r.overwrite and pos > KX_LOAD_ACQ(&self.r.h.floor):
+        if others == 0 and not self.r.overwrite and not self.r.queue \
+                and pos > KX_LOAD_ACQ(&self.r.h.floor):
             KX_STORE_RLX(&self.r.h.floor_frames, frames)
             KX_STORE_REL(&self.r.h.floor, pos)
         if died:
@@ -950,7 +960,7 @@ cdef class RingCore(_RingCore):
         if posix_memalign(&mem, 4096, header + cap) != 0:
             raise MemoryError(f"cannot allocate a ring of {cap} bytes")
         memset(mem, 0, header)
-        kx_ring_format(mem, cap, 1, nc, 0, 1 if overwrite else 0)
+        kx_ring_format(mem, cap, 1, nc, 0, 1 if overwrite else 0, 0, 0)
         kx_ring_bind(&self.r, mem)
         self.mem = mem
         self.prod = kx_ring_producer_slot(&self.r, 0)
@@ -1162,6 +1172,13 @@ cdef class Doorbell:
             PyBuffer_Release(&self.view)
         if self.own != NULL:
             free(self.own)
+
+
+cdef inline void _store_u32(unsigned char *p, uint32_t v) noexcept nogil:
+    p[0] = v & 0xFF
+    p[1] = (v >> 8) & 0xFF
+    p[2] = (v >> 16) & 0xFF
+    p[3] = (v >> 24) & 0xFF
 
 
 cdef inline int64_t _wall_ns() noexcept nogil:
@@ -1455,7 +1472,8 @@ cdef class SharedRingCore(_RingCore):
     cdef uint32_t pid
 
     @classmethod
-    def _create(cls, name, capacity, max_producers, max_consumers, wait, overwrite=False):
+    def _create(cls, name, capacity, max_producers, max_consumers, wait, overwrite=False,
+                queue=False, max_items=0):
         cdef SharedRingCore self
         cdef uint64_t cap = _capacity(capacity)
         cdef int mode = _wait_mode(wait)
@@ -1481,7 +1499,8 @@ cdef class SharedRingCore(_RingCore):
                 _raise_os_error(err, name)
         finally:
             c_close(fd)
-        kx_ring_format(mem, cap, np_, nc, 1, 1 if overwrite else 0)
+        kx_ring_format(mem, cap, np_, nc, 1, 1 if overwrite else 0, 1 if queue else 0,
+                       <uint64_t>max_items if queue and max_items > 0 else 0)
         self = cls.__new__(cls)
         self._bind(mem, size, name, mode)
         self.owner = True
@@ -1645,6 +1664,8 @@ cdef class SharedRingCore(_RingCore):
         dead = []
         live = 0
         n = self.r.h.max_producers if producers else self.r.h.max_consumers
+        if self.r.queue and not producers:
+            only_gating = False  # consumers share the read position: any dead one counts
         if only_gating:
             gate = kx_ring_gate(&self.r, NULL)
         for i in range(n):
@@ -1675,6 +1696,12 @@ cdef class SharedRingCore(_RingCore):
                 if only_gating and KX_LOAD_ACQ(&s.pos) != gate:
                     live += 1
                     continue
+                if self.r.queue and KX_LOAD_ACQ(&s.end) != 0:
+                    # It died holding a take: finish it for it when its turn comes.
+                    if KX_LOAD_RLX(&s.pos) == KX_LOAD_ACQ(&self.r.h.done) \
+                            and kx_ring_repair_dead_take(&self.r):
+                        dead.append(s.pid)
+                    continue
                 expected = KX_SLOT_ACTIVE
                 if __atomic_compare_exchange_n(&s.state, &expected, KX_SLOT_REAPING, 0,
                                                __ATOMIC_SEQ_CST, __ATOMIC_RELAXED):
@@ -1701,6 +1728,12 @@ cdef class SharedRingCore(_RingCore):
                                f"is drained", None, "producer")
             return 0
         dead, live = self._reap(False, True)
+        if self.r.queue:
+            # Consumers share the queue: only when none is left is a put waiting for nothing.
+            if live == 0 and (dead or KX_LOAD_ACQ(&self.r.h.orphan_consumers)):
+                raise PeerGone(f"every consumer of queue {self.name!r} has died and it is full",
+                               dead[0] if dead else None, "consumer")
+            return 0
         if dead:
             raise PeerGone(f"consumer process {dead[0]} of ring {self.name!r} died while the "
                            f"ring was full; its cursor was released", dead[0], "consumer")
@@ -1824,3 +1857,304 @@ cdef int _raise_os_error(int err, str name) except -1:
     if err == ENOENT:
         raise FileNotFoundError(err, f"no shared ring named {name!r}", name)
     raise OSError(err, os.strerror(err), name)
+
+
+# ---- queue rings ------------------------------------------------------------------------------
+
+@cython.auto_pickle(False)
+cdef class QueueCore(SharedRingCore):
+    """A shared ring in queue mode (``kaelix.Queue``): every frame goes to exactly one
+    consumer. Each item is one frame whose ``partition`` field holds its kind (raw bytes,
+    serialized, serialized with out-of-band buffers) and whose payload is the parts given to
+    ``_put_parts``, laid end to end."""
+
+    cdef int taking              # a thread of this handle waits for its turn to finish a take
+    cdef uint64_t sent
+
+    cdef inline int _before_take(self) except -1:
+        if self.taking:
+            self.busy += 1
+            with nogil:
+                while KX_LOAD_ACQ(&self.taking):
+                    sched_yield()
+            self.busy -= 1
+            self._check_open()
+        return 0
+
+    cdef int _finish_take(self, uint64_t start, uint64_t end, uint64_t frames) except -1:
+        cdef int64_t stuck_since
+        if kx_ring_try_done(&self.r, self.cons, start, end, frames):
+            return 0
+        self.busy += 1
+        self.taking = 1
+        with nogil:
+            stuck_since = kx_now_ns()
+            while not kx_ring_try_done(&self.r, self.cons, start, end, frames):
+                sched_yield()
+                if kx_now_ns() - stuck_since > _TURN_REPAIR_NS:
+                    kx_ring_repair_dead_take(&self.r)
+                    stuck_since = kx_now_ns()
+        self.taking = 0
+        self.busy -= 1
+        if self.detached:
+            self._finish_close()
+        return 0
+
+    def _put_parts(self, tuple parts, uint32_t kind, bint block=True, timeout=None):
+        """Puts one item: a frame of the given kind whose payload is the parts (bytes-like)
+        end to end. Waits for room (and for a free item when the queue has a maxsize) up to
+        timeout when block, else raises RingFull at once.
+
+        Raises:
+            RingFull: no room (queue.Full).
+            ValueError: the item can never fit in the ring.
+            RingClosed, PeerGone: as ``put``.
+        """
+        cdef Py_ssize_t nparts = len(parts), i
+        cdef Py_buffer *views
+        cdef uint64_t plen = 0, n, start, pos
+        cdef unsigned char header[56]
+        cdef unsigned char zeros[8]
+        cdef uint32_t crc
+        cdef int64_t deadline = _deadline(timeout) if block else 0
+        views = <Py_buffer *>calloc(nparts if nparts else 1, sizeof(Py_buffer))
+        if views == NULL:
+            raise MemoryError()
+        i = 0
+        try:
+            while i < nparts:
+                PyObject_GetBuffer(parts[i], &views[i], PyBUF_SIMPLE)
+                plen += <uint64_t>views[i].len
+                i += 1
+            n = kx_frame_size(0, 0, plen)
+            if n == 0 or n > self.r.capacity:
+                raise ValueError(f"an item of {plen} bytes can never fit in a queue of "
+                                 f"{self.r.capacity} bytes; make the queue with a larger "
+                                 f"capacity_bytes")
+            self._as_producer()
+            while True:
+                if KX_LOAD_RLX(&self.r.h.closed):
+                    raise RingClosed("put to a closed queue")
+                if kx_ring_reserve_items(&self.r, 1):
+                    self._before_claim()
+                    if kx_ring_claim(&self.r, self.prod, n, &start):
+                        break
+                    kx_ring_unreserve_items(&self.r, 1)
+                if not block:
+                    raise RingFull("the queue is full")
+                self._wait(FOR_SPACE, n, deadline)
+            # Claimed: write the header (its CRC over the header's tail, the parts and the
+            # padding), then the parts, then the padding; then publish.
+            # (kx_frame_write_header zeroes the padding after the payload, so it is given
+            # an empty 56-byte frame; the two lengths are then set by hand.)
+            kx_frame_write_header(header, 56, 0, 0, <uint64_t>self.pid, self.sent, _wall_ns(),
+                                  kind, 0, 0, 0)
+            _store_u32(header + 12, <uint32_t>n)
+            _store_u32(header + 52, <uint32_t>plen)
+            memset(zeros, 0, 8)
+            crc = kx_crc32c(0, header + 8, 48)
+            for i in range(nparts):
+                crc = kx_crc32c(crc, views[i].buf, <size_t>views[i].len)
+            crc = kx_crc32c(crc, zeros, <size_t>(n - 56 - plen))
+            _store_u32(header + 4, crc)
+            kx_ring_write(&self.r, start, header, 56)
+            pos = start + 56
+            for i in range(nparts):
+                kx_ring_write(&self.r, pos, views[i].buf, <uint64_t>views[i].len)
+                pos += <uint64_t>views[i].len
+            if n - 56 - plen:
+                kx_ring_write(&self.r, pos, zeros, n - 56 - plen)
+            self.sent += 1
+            __atomic_fetch_add(&self.r.h.unfinished, 1, __ATOMIC_SEQ_CST)
+            self._publish(start, n, 1)
+        finally:
+            while i > 0:
+                i -= 1
+                PyBuffer_Release(&views[i])
+            free(views)
+
+    def _put_bytes(self, bytes data, uint32_t kind, bint block=True, timeout=None):
+        """``_put_parts((data,), kind, ...)`` for one bytes object, the common case: the frame
+        is written straight into the ring (through a bounce buffer only when it straddles the
+        end)."""
+        cdef uint64_t plen = <uint64_t>PyBytes_GET_SIZE(data), n, start, off
+        cdef int64_t deadline = _deadline(timeout) if block else 0
+        cdef unsigned char *dst
+        cdef unsigned char *tmp = NULL
+        n = kx_frame_size(0, 0, plen)
+        if n == 0 or n > self.r.capacity:
+            raise ValueError(f"an item of {plen} bytes can never fit in a queue of "
+                             f"{self.r.capacity} bytes; make the queue with a larger "
+                             f"capacity_bytes")
+        self._as_producer()
+        while True:
+            if KX_LOAD_RLX(&self.r.h.closed):
+                raise RingClosed("put to a closed queue")
+            if kx_ring_reserve_items(&self.r, 1):
+                self._before_claim()
+                if kx_ring_claim(&self.r, self.prod, n, &start):
+                    break
+                kx_ring_unreserve_items(&self.r, 1)
+            if not block:
+                raise RingFull("the queue is full")
+            self._wait(FOR_SPACE, n, deadline)
+        off = start & self.r.mask
+        if off + n <= self.r.capacity:
+            dst = self.r.data + off
+        else:
+            tmp = <unsigned char *>malloc(n)
+            if tmp == NULL:
+                raise MemoryError()
+            dst = tmp
+        kx_frame_write_header(dst, <uint32_t>n, 0, 0, <uint64_t>self.pid, self.sent,
+                              _wall_ns(), kind, 0, 0, <uint32_t>plen)
+        memcpy(dst + KX_HEADER_SIZE, PyBytes_AS_STRING(data), <size_t>plen)
+        kx_frame_seal(dst, <uint32_t>n)
+        if tmp != NULL:
+            kx_ring_write(&self.r, start, tmp, n)
+            free(tmp)
+        self.sent += 1
+        __atomic_fetch_add(&self.r.h.unfinished, 1, __ATOMIC_SEQ_CST)
+        self._publish(start, n, 1)
+
+    def _take_one(self, bint block=True, timeout=None):
+        """Takes one item and checks its frame: returns (bytearray holding the frame, kind,
+        payload start, payload end)."""
+        cdef kx_frame_info fi
+        cdef kx_error err
+        buf, _ = self._take_items(1, block, timeout)
+        if kx_frame_parse(<const unsigned char *>PyByteArray_AS_STRING(buf), <size_t>len(buf),
+                          KX_MAX_FRAME_LIMIT, 1, &fi, &err) != KX_OK:
+            raise RingError("a queue item taken is not a valid kaelix frame: a process wrote "
+                            "into the segment directly", "corrupt")
+        return buf, fi.partition, KX_HEADER_SIZE, KX_HEADER_SIZE + fi.payload_length
+
+    def _take_items(self, uint64_t max_messages=1, bint block=True, timeout=None):
+        """Takes up to max_messages items (at least one: waits up to timeout when block,
+        else raises RingEmpty at once). Returns (frames end to end in a bytearray, so that
+        objects rebuilt over it are writable, count)."""
+        cdef int64_t deadline = _deadline(timeout) if block else 0
+        cdef uint64_t start, first, count, span, seen, written
+        cdef int has_skips
+        cdef kx_ring_status st
+        cdef object out
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        self._as_consumer()
+        while True:
+            self._before_take()
+            st = kx_ring_take(&self.r, self.cons, max_messages, UINT64_MAX_, &start, &first,
+                              &count, &span, &has_skips, &seen)
+            if st == KX_RING_OK:
+                if count == 0:  # only skip records (a dead producer's claim): step over
+                    self._finish_take(start, first, 0)
+                    continue
+                out = PyByteArray_FromStringAndSize(NULL, <Py_ssize_t>span)
+                written = kx_ring_gather(&self.r, first, span,
+                                         <unsigned char *>PyByteArray_AS_STRING(out), has_skips)
+                self._finish_take(start, first + span, count)
+                if written != span:
+                    del out[written:]
+                return out, count
+            if st != KX_RING_EMPTY:
+                self._corrupt(seen)
+            if not block:
+                raise RingEmpty("the queue is empty")
+            self._wait(FOR_DATA, seen, deadline)
+
+    def _task_done(self):
+        """JoinableQueue.task_done: one fewer unfinished task; wakes join() at zero."""
+        cdef uint64_t left
+        self._check_open()
+        left = KX_LOAD_ACQ(&self.r.h.unfinished)
+        while True:
+            if left == 0:
+                raise ValueError("task_done() called too many times")
+            if __atomic_compare_exchange_n(&self.r.h.unfinished, &left, left - 1, 0,
+                                           __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE):
+                break
+        if left == 1:
+            __atomic_fetch_add(&self.r.h.join_seq, 1, __ATOMIC_SEQ_CST)
+            if KX_LOAD_ACQ(&self.r.h.join_waiters):
+                kx_futex_wake_all(&self.r.h.join_seq, 1)
+
+    def _join_tasks(self, timeout=None):
+        """JoinableQueue.join: waits until every item put has been marked done. Returns
+        False if the timeout passed first."""
+        cdef int64_t deadline = _deadline(timeout), until
+        cdef uint32_t seen
+        self._check_open()
+        while KX_LOAD_ACQ(&self.r.h.unfinished) != 0:
+            until = kx_now_ns() + _SLICE_NS
+            if deadline >= 0:
+                if kx_now_ns() >= deadline:
+                    return False
+                if deadline < until:
+                    until = deadline
+            seen = <uint32_t>KX_LOAD_ACQ(&self.r.h.join_seq)
+            __atomic_fetch_add(&self.r.h.join_waiters, 1, __ATOMIC_SEQ_CST)
+            if KX_LOAD_ACQ(&self.r.h.unfinished) != 0:
+                self.busy += 1
+                with nogil:
+                    kx_futex_wait(&self.r.h.join_seq, seen, until - kx_now_ns(), 1)
+                self.busy -= 1
+            __atomic_fetch_sub(&self.r.h.join_waiters, 1, __ATOMIC_SEQ_CST)
+            if self.detached:
+                self._finish_close()
+                self._raise_detached()
+            PyErr_CheckSignals()
+        return True
+
+    def _items(self):
+        """Items waiting (published and not yet taken); exact when nothing is in flight."""
+        cdef uint64_t published, done
+        self._check_open()
+        published = KX_LOAD_ACQ(&self.r.h.frames_published)
+        done = KX_LOAD_ACQ(&self.r.h.frames_done)
+        return <Py_ssize_t>(published - done) if published > done else 0
+
+    def _items_free(self):
+        """Items a producer may still put before the maxsize (None: no maxsize)."""
+        self._check_open()
+        if self.r.h.max_items == 0:
+            return None
+        return <int64_t>KX_LOAD_ACQ(&self.r.h.items_free)
+
+    @property
+    def _max_items(self):
+        return self.r.h.max_items if not self.detached else 0
+
+    @property
+    def _queue(self):
+        return self.r.queue != 0
+
+
+def _item_spans(buf, Py_ssize_t count):
+    """Checks count frames laid end to end in buf (structure and CRC32C: a queue's segment
+    can be written by any process attached to it) and returns, for each, (kind, payload
+    start, payload end).
+
+    Raises:
+        RingError: a frame is malformed (reason "corrupt").
+    """
+    cdef Py_buffer view
+    cdef kx_frame_info fi
+    cdef kx_error err
+    cdef uint64_t pos = 0
+    cdef Py_ssize_t i
+    cdef list out = []
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        for i in range(count):
+            if kx_frame_parse(<const unsigned char *>view.buf + pos, <size_t>(view.len - pos),
+                              KX_MAX_FRAME_LIMIT, 1, &fi, &err) != KX_OK:
+                raise RingError(f"queue item {i} at byte {pos} of what was taken is not a "
+                                f"valid kaelix frame: a process wrote into the segment "
+                                f"directly", "corrupt")
+            out.append((fi.partition, pos + KX_HEADER_SIZE + fi.key_length + fi.headers_length,
+                        pos + KX_HEADER_SIZE + fi.key_length + fi.headers_length
+                        + fi.payload_length))
+            pos += fi.frame_length
+    finally:
+        PyBuffer_Release(&view)
+    return out

@@ -42,9 +42,9 @@
 #include <unistd.h>
 
 #define KX_RING_MAGIC 0x31474E5258584C4BULL /* "KLXXRNG1" little-endian */
-#define KX_RING_VERSION 1u
+#define KX_RING_VERSION 2u
 #define KX_LINE 64u
-#define KX_RING_HEADER_LINES 6u
+#define KX_RING_HEADER_LINES 8u
 #define KX_RING_MIN_CAPACITY 4096ull
 #define KX_RING_MAX_CAPACITY (1ull << 40)
 #define KX_RING_MAX_SLOTS 1024u
@@ -78,8 +78,9 @@ typedef struct {
     uint32_t shared;
     uint32_t layout_check; /* header_size ^ capacity-derived value, see kx_ring_layout_check */
     uint32_t overwrite;    /* 1: producers never wait; they overwrite the oldest frames */
-    uint32_t reserved0;
-    uint8_t pad0[KX_LINE - 56];
+    uint32_t queue;        /* 1: consumers share one read position (each frame to one) */
+    uint64_t max_items;    /* queue rings: at most this many frames waiting (0: no limit) */
+    uint8_t pad0[KX_LINE - 64];
     /* line 1 */
     uint64_t claim;
     uint8_t pad1[KX_LINE - 8];
@@ -107,6 +108,18 @@ typedef struct {
     uint32_t orphan_consumers; /* set when the last registered consumer died */
     uint32_t floor_seq;    /* overwrite rings: a seqlock over floor and floor_frames */
     uint8_t pad5[KX_LINE - 44];
+    /* line 6: queue rings: the next byte a consumer may take (consumers CAS on it) */
+    uint64_t take;
+    uint8_t pad6[KX_LINE - 8];
+    /* line 7: queue rings: what consumers finished with, in take order; the item limit;
+     * JoinableQueue's count of unfinished tasks and its futex */
+    uint64_t done;         /* every byte below it was taken and copied out */
+    uint64_t frames_done;
+    int64_t items_free;    /* max_items minus frames reserved by producers, not yet done */
+    uint64_t unfinished;
+    uint32_t join_seq;
+    uint32_t join_waiters;
+    uint8_t pad7[KX_LINE - 40];
 } kx_ring_header;
 
 /* One cache line per process role. For a consumer, pos is its cursor and frames how many
@@ -133,6 +146,7 @@ typedef struct {
     uint64_t gate_cache; /* producer-local: a lower bound of the slowest consumer */
     int shared;
     int overwrite;
+    int queue;
     /* Optional second wake-up word (a stream's doorbell, one per stream): publishing wakes
      * its sleepers too, so one consumer can sleep on many rings. Process-local pointers. */
     uint32_t *bell_seq;
@@ -169,7 +183,8 @@ static inline uint64_t kx_ring_round_capacity(uint64_t want) {
 /* Fills a zeroed block of kx_ring_header_size(...) + capacity bytes. The magic is stored
  * last, with release semantics, so an attacher never sees a half-made header as valid. */
 static inline void kx_ring_format(void *mem, uint64_t capacity, uint32_t max_producers,
-                                  uint32_t max_consumers, int shared, int overwrite) {
+                                  uint32_t max_consumers, int shared, int overwrite,
+                                  int queue, uint64_t max_items) {
     kx_ring_header *h = (kx_ring_header *)mem;
     uint64_t hs = kx_ring_header_size(max_producers, max_consumers);
     h->version = KX_RING_VERSION;
@@ -181,6 +196,9 @@ static inline void kx_ring_format(void *mem, uint64_t capacity, uint32_t max_pro
     h->shared = (uint32_t)shared;
     h->layout_check = kx_ring_layout_check(hs, capacity, max_producers, max_consumers);
     h->overwrite = overwrite ? 1u : 0u;
+    h->queue = queue ? 1u : 0u;
+    h->max_items = queue ? max_items : 0;
+    h->items_free = (int64_t)h->max_items;
     KX_STORE_REL(&h->magic, KX_RING_MAGIC);
 }
 
@@ -213,7 +231,9 @@ static inline kx_layout_status kx_ring_check(const void *mem, uint64_t size) {
         h->layout_check != kx_ring_layout_check(hs, h->capacity, h->max_producers,
                                                 h->max_consumers))
         return KX_LAYOUT_BAD;
-    if (h->overwrite > 1) return KX_LAYOUT_BAD;
+    if (h->overwrite > 1 || h->queue > 1 || (h->overwrite && h->queue) ||
+        (!h->queue && h->max_items))
+        return KX_LAYOUT_BAD;
     if (size < h->segment_size) return KX_LAYOUT_TRUNCATED;
     return KX_LAYOUT_OK;
 }
@@ -227,6 +247,7 @@ static inline void kx_ring_bind(kx_ring *r, void *mem) {
     r->gate_cache = 0;
     r->shared = (int)r->h->shared;
     r->overwrite = (int)r->h->overwrite;
+    r->queue = (int)r->h->queue;
     r->bell_seq = NULL;
     r->bell_waiters = NULL;
 }
@@ -414,6 +435,11 @@ static inline uint64_t kx_ring_gate(kx_ring *r, uint64_t *frames_out) {
     if (r->overwrite) { /* consumers never hold producers back */
         kx_ring_floor_read(r, &gate, &frames);
         if (frames_out) *frames_out = frames;
+        return gate;
+    }
+    if (r->queue) { /* consumers share one position: what they are done with */
+        gate = KX_LOAD_ACQ(&r->h->done);
+        if (frames_out) *frames_out = KX_LOAD_RLX(&r->h->frames_done);
         return gate;
     }
     for (i = 0; i < n; i++) {
@@ -621,6 +647,110 @@ static inline int kx_ring_repair_dead_claim(kx_ring *r) {
         kx_ring_notify_data(r);
         return 1;
     }
+}
+
+
+/* ---- queue rings: consumers share one read position ------------------------------------ */
+
+/* A queue ring hands each frame to one consumer. Consumers claim frames from `take` with a
+ * compare-and-swap (after announcing the range in their slot, as producers do), copy them
+ * out, and then advance `done` in take order; producers are gated by `done`. The lengths a
+ * consumer walks before its CAS may be garbage if another consumer took those frames and
+ * producers overwrote them meanwhile, but then `take` has moved and the CAS fails: `take`
+ * only grows, so a CAS that succeeds proves no one took (and no producer overwrote) the
+ * range since it was read. */
+static inline kx_ring_status kx_ring_take(kx_ring *r, kx_ring_slot *me, uint64_t max_messages,
+                                          uint64_t max_bytes, uint64_t *start, uint64_t *first,
+                                          uint64_t *count, uint64_t *span, int *has_skips,
+                                          uint64_t *seen) {
+    for (;;) {
+        uint64_t t = KX_LOAD_ACQ(&r->h->take), p = KX_LOAD_ACQ(&r->h->publish), cur = t, end;
+        kx_ring_status st;
+        *seen = t;
+        if (t == p) return KX_RING_EMPTY;
+        st = kx_ring_span(r, &cur, p, max_messages, max_bytes, count, span, has_skips);
+        if (st == KX_RING_CORRUPT) {
+            if (KX_LOAD_ACQ(&r->h->take) != t) continue;
+            return KX_RING_CORRUPT;
+        }
+        end = st == KX_RING_OK ? cur + *span : cur; /* EMPTY: only skip records */
+        if (st != KX_RING_OK) *count = 0;
+        KX_STORE_RLX(&me->pos, t);
+        __atomic_store_n(&me->end, end, __ATOMIC_SEQ_CST);
+        if (__atomic_compare_exchange_n(&r->h->take, &t, end, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_RELAXED)) {
+            *start = t;
+            *first = cur;
+            if (st != KX_RING_OK) *span = 0;
+            return KX_RING_OK;
+        }
+        KX_STORE_REL(&me->end, 0);
+    }
+}
+
+/* Marks the taken range [start, end) holding `frames` frames as done, once every earlier
+ * range is. Returns 1, or 0 if an earlier consumer has not finished yet. */
+static inline int kx_ring_try_done(kx_ring *r, kx_ring_slot *me, uint64_t start, uint64_t end,
+                                   uint64_t frames) {
+    if (KX_LOAD_ACQ(&r->h->done) != start) return 0;
+    KX_STORE_RLX(&r->h->frames_done, KX_LOAD_RLX(&r->h->frames_done) + frames);
+    if (r->h->max_items && frames)
+        __atomic_fetch_add(&r->h->items_free, (int64_t)frames, __ATOMIC_SEQ_CST);
+    KX_STORE_REL(&r->h->done, end);
+    if (me != NULL) KX_STORE_REL(&me->end, 0);
+    kx_ring_notify(r, &r->h->space_seq, &r->h->space_waiters);
+    return 1;
+}
+
+/* A consumer whose turn to finish has not come for a while: if the range `done` waits for
+ * belongs to a consumer process that died (after taking it, before finishing), finishes it
+ * on its behalf (its frames are lost with it, as if it had got them). Returns 1 if it did. */
+static inline int kx_ring_repair_dead_take(kx_ring *r) {
+    uint32_t i, n = r->h->max_consumers;
+    uint64_t d = KX_LOAD_ACQ(&r->h->done);
+    for (i = 0; i < n; i++) {
+        kx_ring_slot *s = kx_ring_consumer_slot(r, i);
+        uint64_t end, cur, frames = 0;
+        uint32_t expected = KX_SLOT_ACTIVE;
+        if (KX_LOAD_ACQ(&s->state) != KX_SLOT_ACTIVE) continue;
+        end = KX_LOAD_ACQ(&s->end);
+        if (end == 0 || KX_LOAD_RLX(&s->pos) != d) continue;
+        if (kx_slot_alive(s)) return 0; /* a live owner will finish */
+        if (end < d || end - d > r->capacity) return 0;
+        if (!__atomic_compare_exchange_n(&s->state, &expected, KX_SLOT_REAPING, 0,
+                                         __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+            return 0;
+        for (cur = d; cur < end;) { /* count its frames: they are intact below `done` */
+            uint32_t word = kx_ring_ld32(r, cur);
+            uint32_t len = kx_ring_ld32(r, cur + (word == KX_SKIP_MAGIC ? 4 : 12));
+            if (len < 8 || len > end - cur) break;
+            if (word != KX_SKIP_MAGIC) frames++;
+            cur += len;
+        }
+        __atomic_fetch_add(&r->h->consumers_lost, 1, __ATOMIC_RELAXED);
+        KX_STORE_REL(&s->end, 0);
+        kx_ring_try_done(r, NULL, d, end, frames);
+        KX_STORE_REL(&s->state, KX_SLOT_FREE);
+        return 1;
+    }
+    return 0;
+}
+
+/* Queue rings with an item limit: reserves n items for a producer (0 when fewer are free). */
+static inline int kx_ring_reserve_items(kx_ring *r, uint64_t n) {
+    int64_t free_now;
+    if (!r->h->max_items) return 1;
+    free_now = KX_LOAD_ACQ(&r->h->items_free);
+    while (free_now >= (int64_t)n) {
+        if (__atomic_compare_exchange_n(&r->h->items_free, &free_now, free_now - (int64_t)n, 0,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
+            return 1;
+    }
+    return 0;
+}
+
+static inline void kx_ring_unreserve_items(kx_ring *r, uint64_t n) {
+    if (r->h->max_items) __atomic_fetch_add(&r->h->items_free, (int64_t)n, __ATOMIC_SEQ_CST);
 }
 
 #endif /* KX_RING_H */

@@ -23,6 +23,8 @@ cdef extern from "kx_ring.h" nogil:
         uint32_t max_consumers
         uint32_t shared
         uint32_t overwrite
+        uint32_t queue
+        uint64_t max_items
         uint64_t claim
         uint64_t publish
         uint64_t frames_published
@@ -39,6 +41,13 @@ cdef extern from "kx_ring.h" nogil:
         uint32_t orphan_producers
         uint32_t orphan_consumers
         uint32_t floor_seq
+        uint64_t take
+        uint64_t done
+        uint64_t frames_done
+        int64_t items_free
+        uint64_t unfinished
+        uint32_t join_seq
+        uint32_t join_waiters
 
     ctypedef struct kx_ring_slot:
         uint32_t state
@@ -57,6 +66,7 @@ cdef extern from "kx_ring.h" nogil:
         uint64_t gate_cache
         int shared
         int overwrite
+        int queue
         uint32_t *bell_seq
         uint32_t *bell_waiters
 
@@ -76,7 +86,8 @@ cdef extern from "kx_ring.h" nogil:
     uint64_t kx_ring_header_size(uint32_t max_producers, uint32_t max_consumers)
     uint64_t kx_ring_round_capacity(uint64_t want)
     void kx_ring_format(void *mem, uint64_t capacity, uint32_t max_producers,
-                        uint32_t max_consumers, int shared, int overwrite)
+                        uint32_t max_consumers, int shared, int overwrite, int queue,
+                        uint64_t max_items)
     kx_layout_status kx_ring_check(const void *mem, uint64_t size)
     void kx_ring_bind(kx_ring *r, void *mem)
     kx_ring_slot *kx_ring_producer_slot(kx_ring *r, uint32_t i)
@@ -106,6 +117,14 @@ cdef extern from "kx_ring.h" nogil:
     int kx_ring_ready_to_write(kx_ring *r, uint64_t start, uint64_t need)
     void kx_ring_notify_data(kx_ring *r)
     void kx_futex_wake_all(uint32_t *word, int shared)
+    kx_ring_status kx_ring_take(kx_ring *r, kx_ring_slot *me, uint64_t max_messages,
+                                uint64_t max_bytes, uint64_t *start, uint64_t *first,
+                                uint64_t *count, uint64_t *span, int *has_skips, uint64_t *seen)
+    int kx_ring_try_done(kx_ring *r, kx_ring_slot *me, uint64_t start, uint64_t end,
+                         uint64_t frames)
+    int kx_ring_repair_dead_take(kx_ring *r)
+    int kx_ring_reserve_items(kx_ring *r, uint64_t n)
+    void kx_ring_unreserve_items(kx_ring *r, uint64_t n)
 
     # GCC atomic builtins on the header's fields.
     uint64_t KX_LOAD_ACQ(...)

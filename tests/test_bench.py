@@ -265,7 +265,7 @@ def test_no_peers_runs_kaelix_and_reference_lines_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nosuch"], "unknown suite 'nosuch'; choose from: codec, ring, stream, validate"),
+        (["nosuch"], "unknown suite 'nosuch'; choose from: codec, ring, stream, validate, hdr"),
         (["--repeat", "0"], "expected a whole number >= 1, got 0"),
         (["--trial-ms", "-1"], "expected a number > 0, got -1"),
         (["--quick", "--full"], "not allowed with argument"),
@@ -287,7 +287,7 @@ def test_bench_imports_no_numba_and_no_optional_package_until_used() -> None:
         "from kaelix.bench.suites import SUITES, load_suite\n"
         "from kaelix.bench._model import SuiteConfig\n"
         "for name in SUITES: load_suite(name).cases(SuiteConfig())\n"
-        "loaded = {'numba', 'rich', 'msgspec', 'crc32c', 'faster_fifo', 'multiprocessing'}"
+        "loaded = {'numba', 'rich', 'msgspec', 'crc32c', 'faster_fifo', 'multiprocessing', 'hdrh'}"
         " & set(sys.modules)\n"
         "assert not loaded, loaded\n"
     )
@@ -371,7 +371,7 @@ def test_run_accepts_a_suite_object_and_reports_skips_and_errors() -> None:
 def test_run_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="repeat must be at least 1; got 0"):
         run(["codec"], repeat=0)
-    known = "codec, ring, stream, validate"
+    known = "codec, ring, stream, validate, hdr"
     with pytest.raises(ValueError, match=f"Unknown suite 'nosuch'; choose from: {known}"):
         run(["nosuch"])
 

@@ -19,12 +19,15 @@ from kaelix._codec import (
     encode,
     encode_batch,
 )
+from kaelix._hdr import HdrHistogram
+from kaelix._queue import JoinableQueue, Queue, QueueEmpty, QueueFull
 from kaelix._rings import Ring, SharedRing
-from kaelix._stream import Consumer, Producer, Stream, partition_for
+from kaelix._stream import Consumer, Producer, Receipts, Stream, partition_for
 from kaelix.errors import (
     BufferFull,
     DecodeError,
     FrameTooLarge,
+    HdrDecodeError,
     KaelixError,
     PeerGone,
     RingClosed,
@@ -36,6 +39,7 @@ from kaelix.errors import (
     StreamError,
     StreamExists,
     StreamNotFound,
+    ValueOutOfRange,
 )
 from kaelix.validate import (
     DeliveryReport,
@@ -64,13 +68,20 @@ __all__ = [
     "DeliveryTracker",
     "Example",
     "FrameTooLarge",
+    "HdrDecodeError",
+    "HdrHistogram",
     "InvariantViolation",
+    "JoinableQueue",
     "KaelixError",
     "LatencyReport",
     "Message",
     "MessageBatch",
     "PeerGone",
     "Producer",
+    "Queue",
+    "QueueEmpty",
+    "QueueFull",
+    "Receipts",
     "Ring",
     "RingClosed",
     "RingEmpty",
@@ -83,6 +94,7 @@ __all__ = [
     "StreamError",
     "StreamExists",
     "StreamNotFound",
+    "ValueOutOfRange",
     "__version__",
     "check_delivery",
     "crc32c",

@@ -10,6 +10,7 @@ nothing else from kaelix.
 import queue
 
 from kaelix._codec import DecodeError, FrameTooLarge, KaelixError
+from kaelix._hdr import HdrDecodeError, ValueOutOfRange
 from kaelix._ring import PeerGone, RingClosed, RingEmpty, RingError, RingFull
 
 
@@ -52,6 +53,7 @@ __all__ = [
     "BufferFull",
     "DecodeError",
     "FrameTooLarge",
+    "HdrDecodeError",
     "KaelixError",
     "PeerGone",
     "RingClosed",
@@ -63,4 +65,5 @@ __all__ = [
     "StreamError",
     "StreamExists",
     "StreamNotFound",
+    "ValueOutOfRange",
 ]

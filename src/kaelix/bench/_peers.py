@@ -22,6 +22,7 @@ KNOWN_PEERS: dict[str, str] = {
     "msgspec": "msgspec",
     "crc32c": "crc32c",
     "faster_fifo": "faster-fifo",
+    "hdrh": "hdrhistogram",
 }
 """Peer libraries the suites compare against: import name -> PyPI distribution name.
 Their versions are recorded with every run. Later suites add theirs here."""

@@ -21,6 +21,7 @@ SUITES: dict[str, str] = {
     "ring": "kaelix.bench.suites.ring",
     "stream": "kaelix.bench.suites.stream",
     "validate": "kaelix.bench.suites.validate",
+    "hdr": "kaelix.bench.suites.hdr",
 }
 """Suite name -> module defining ``SUITE``, in the order a full run goes through them."""
 
