@@ -379,26 +379,36 @@ cdef class _RingCore:
 
     # -- producing --
 
-    cdef inline int _publish(self, uint64_t start, uint64_t need, uint64_t frames) except -1:
+    cdef int _await_turn(self, uint64_t *word, uint64_t value, int *flag, bint takes) except -1:
+        """Waits (yielding, without the GIL) until *word reaches value: the turn of a claim
+        to publish (word = publish) or of a queue take to finish (word = done, takes). If the
+        turn does not come within _TURN_REPAIR_NS, the range it waits for may belong to a
+        process that died: repair it. *flag tells the handle's other threads to wait; the
+        turn is awaited even if another thread closes this handle meanwhile (the unmap
+        waits for busy)."""
         cdef int64_t stuck_since
-        if kx_ring_try_publish(&self.r, self.prod, start, need, frames):
-            return 0
-        # Several producers: an earlier claim is still being written. Wait for its turn,
-        # and if it never comes, the claimant may have died: skip its claim. The claim is
-        # published even if another thread closes this handle meanwhile (the unmap waits).
         self.busy += 1
-        self.publishing = 1
+        flag[0] = 1
         with nogil:
             stuck_since = kx_now_ns()
-            while not kx_ring_try_publish(&self.r, self.prod, start, need, frames):
+            while KX_LOAD_ACQ(word) != value:
                 sched_yield()
                 if kx_now_ns() - stuck_since > _TURN_REPAIR_NS:
-                    kx_ring_repair_dead_claim(&self.r)
+                    if takes:
+                        kx_ring_repair_dead_take(&self.r)
+                    else:
+                        kx_ring_repair_dead_claim(&self.r)
                     stuck_since = kx_now_ns()
-        self.publishing = 0
+        flag[0] = 0
         self.busy -= 1
         if self.detached:
             self._finish_close()
+        return 0
+
+    cdef inline int _publish(self, uint64_t start, uint64_t need, uint64_t frames) except -1:
+        # Several producers: an earlier claim may still be being written; wait for our turn.
+        while not kx_ring_try_publish(&self.r, self.prod, start, need, frames):
+            self._await_turn(&self.r.h.publish, start, &self.publishing, False)
         return 0
 
     cdef inline int _before_claim(self) except -1:
@@ -419,19 +429,8 @@ cdef class _RingCore:
     cdef int _make_room(self, uint64_t start, uint64_t need) except -1:
         """Overwrite rings: waits for this claim's turn to publish (at once with one
         producer), then drops the oldest frames until the claim fits."""
-        cdef int64_t stuck_since
         if KX_LOAD_ACQ(&self.r.h.publish) != start:
-            self.busy += 1
-            self.publishing = 1
-            with nogil:
-                stuck_since = kx_now_ns()
-                while KX_LOAD_ACQ(&self.r.h.publish) != start:
-                    sched_yield()
-                    if kx_now_ns() - stuck_since > _TURN_REPAIR_NS:
-                        kx_ring_repair_dead_claim(&self.r)
-                        stuck_since = kx_now_ns()
-            self.publishing = 0
-            self.busy -= 1
+            self._await_turn(&self.r.h.publish, start, &self.publishing, False)
         if kx_ring_make_room(&self.r, start, need) != 0:
             self._corrupt(KX_LOAD_RLX(&self.r.h.floor))
         return 0
@@ -1882,22 +1881,32 @@ cdef class QueueCore(SharedRingCore):
         return 0
 
     cdef int _finish_take(self, uint64_t start, uint64_t end, uint64_t frames) except -1:
-        cdef int64_t stuck_since
-        if kx_ring_try_done(&self.r, self.cons, start, end, frames):
-            return 0
-        self.busy += 1
-        self.taking = 1
-        with nogil:
-            stuck_since = kx_now_ns()
-            while not kx_ring_try_done(&self.r, self.cons, start, end, frames):
-                sched_yield()
-                if kx_now_ns() - stuck_since > _TURN_REPAIR_NS:
-                    kx_ring_repair_dead_take(&self.r)
-                    stuck_since = kx_now_ns()
-        self.taking = 0
-        self.busy -= 1
-        if self.detached:
-            self._finish_close()
+        while not kx_ring_try_done(&self.r, self.cons, start, end, frames):
+            self._await_turn(&self.r.h.done, start, &self.taking, True)
+        return 0
+
+    cdef int _claim_item(self, uint64_t n, bint block, int64_t deadline,
+                         uint64_t *start) except -1:
+        """Reserves an item (maxsize) and claims n bytes for it, waiting for room when
+        block (else RingFull at once)."""
+        self._as_producer()
+        while True:
+            if KX_LOAD_RLX(&self.r.h.closed):
+                raise RingClosed("put to a closed queue")
+            if kx_ring_reserve_items(&self.r, 1):
+                self._before_claim()
+                if kx_ring_claim(&self.r, self.prod, n, start):
+                    return 0
+                kx_ring_unreserve_items(&self.r, 1)
+            if not block:
+                raise RingFull("the queue is full")
+            self._wait(FOR_SPACE, n, deadline)
+
+    cdef int _check_item_size(self, uint64_t plen, uint64_t n) except -1:
+        if n == 0 or n > self.r.capacity:
+            raise ValueError(f"an item of {plen} bytes can never fit in a queue of "
+                             f"{self.r.capacity} bytes; make the queue with a larger "
+                             f"capacity_bytes")
         return 0
 
     def _put_parts(self, tuple parts, uint32_t kind, bint block=True, timeout=None):
@@ -1927,22 +1936,8 @@ cdef class QueueCore(SharedRingCore):
                 plen += <uint64_t>views[i].len
                 i += 1
             n = kx_frame_size(0, 0, plen)
-            if n == 0 or n > self.r.capacity:
-                raise ValueError(f"an item of {plen} bytes can never fit in a queue of "
-                                 f"{self.r.capacity} bytes; make the queue with a larger "
-                                 f"capacity_bytes")
-            self._as_producer()
-            while True:
-                if KX_LOAD_RLX(&self.r.h.closed):
-                    raise RingClosed("put to a closed queue")
-                if kx_ring_reserve_items(&self.r, 1):
-                    self._before_claim()
-                    if kx_ring_claim(&self.r, self.prod, n, &start):
-                        break
-                    kx_ring_unreserve_items(&self.r, 1)
-                if not block:
-                    raise RingFull("the queue is full")
-                self._wait(FOR_SPACE, n, deadline)
+            self._check_item_size(plen, n)
+            self._claim_item(n, block, deadline, &start)
             # Claimed: write the header (its CRC over the header's tail, the parts and the
             # padding), then the parts, then the padding; then publish.
             # (kx_frame_write_header zeroes the padding after the payload, so it is given
@@ -1982,22 +1977,8 @@ cdef class QueueCore(SharedRingCore):
         cdef unsigned char *dst
         cdef unsigned char *tmp = NULL
         n = kx_frame_size(0, 0, plen)
-        if n == 0 or n > self.r.capacity:
-            raise ValueError(f"an item of {plen} bytes can never fit in a queue of "
-                             f"{self.r.capacity} bytes; make the queue with a larger "
-                             f"capacity_bytes")
-        self._as_producer()
-        while True:
-            if KX_LOAD_RLX(&self.r.h.closed):
-                raise RingClosed("put to a closed queue")
-            if kx_ring_reserve_items(&self.r, 1):
-                self._before_claim()
-                if kx_ring_claim(&self.r, self.prod, n, &start):
-                    break
-                kx_ring_unreserve_items(&self.r, 1)
-            if not block:
-                raise RingFull("the queue is full")
-            self._wait(FOR_SPACE, n, deadline)
+        self._check_item_size(plen, n)
+        self._claim_item(n, block, deadline, &start)
         off = start & self.r.mask
         if off + n <= self.r.capacity:
             dst = self.r.data + off

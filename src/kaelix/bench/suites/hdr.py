@@ -22,12 +22,6 @@ process) nor kaelix's private modules.
 from __future__ import annotations
 
 import functools
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kaelix.bench._compile import compile_time_workload
 from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
 
 _SEED = 20_240_611
@@ -242,50 +237,8 @@ def compile_probe(what: str, values: int = 64) -> dict[str, int]:
     return {"first_call_ns": first - started, "second_call_ns": second - first}
 
 
-def _probe(what: str, cache_dir: str, values: int) -> dict[str, int]:
-    """`compile_probe` in a new interpreter whose numba cache is ``cache_dir``."""
-    code = (
-        "import json, sys\n"
-        "from kaelix.bench.suites.hdr import compile_probe\n"
-        "print(json.dumps(compile_probe(sys.argv[1], int(sys.argv[2]))))\n"
-    )
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
-    done = subprocess.run(
-        [sys.executable, "-c", code, what, str(values)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if done.returncode != 0:
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        raise RuntimeError(f"the compile probe exited with {done.returncode}: {tail}")
-    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
-def _first_call_extra_ns(what: str, cache_dir: str, values: int) -> float:
-    times = _probe(what, cache_dir, values)
-    extra = times["first_call_ns"] - times["second_call_ns"]
-    if extra <= 0:
-        raise RuntimeError(
-            f"the first {what} call was no slower than the second ({times}): "
-            "is NUMBA_DISABLE_JIT set?"
-        )
-    return float(extra)
-
-
 def _compile_time(what: str, cached: bool, sizes: HdrSizes) -> Workload:
-    cache_dir = tempfile.mkdtemp(prefix="kaelix-bench-numba-")
-    if cached:
-        _probe(what, cache_dir, sizes.probe_values)  # fills the cache, not timed
-    return Workload(
-        functools.partial(_first_call_extra_ns, what, cache_dir, sizes.probe_values),
-        messages=0,
-        timer="once",
-        close=functools.partial(shutil.rmtree, cache_dir, ignore_errors=True),
-    )
+    return compile_time_workload(__name__, what, cached, sizes.probe_values)
 
 
 # ----------------------------------------------------------------------------------- suite
