@@ -20,7 +20,7 @@ from kaelix._codec import (
     encode_batch,
 )
 from kaelix._hdr import HdrHistogram
-from kaelix._queue import JoinableQueue, Queue, QueueEmpty, QueueFull
+from kaelix._queue import JoinableQueue, Queue
 from kaelix._rings import Ring, SharedRing
 from kaelix._stream import Consumer, Producer, Receipts, Stream, partition_for
 from kaelix.errors import (
@@ -30,6 +30,8 @@ from kaelix.errors import (
     HdrDecodeError,
     KaelixError,
     PeerGone,
+    QueueEmpty,
+    QueueFull,
     RingClosed,
     RingEmpty,
     RingError,

@@ -24,8 +24,9 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from kaelix._ring import QueueCore, RingEmpty, RingFull, _item_spans
+from kaelix.errors import QueueEmpty, QueueFull
 
-__all__ = ["JoinableQueue", "Queue", "QueueEmpty", "QueueFull"]
+__all__ = ["JoinableQueue", "Queue"]
 
 # The kind of an item, in its frame's partition field.
 _RAW: Final = 0  # the payload is the bytes that were put
@@ -40,19 +41,6 @@ _IN_BAND_MAX: Final = 1 << 16
 _dumps = pickle.dumps
 _loads = pickle.loads
 _SLOTS: Final = 256  # producer and consumer processes attached at once
-
-
-class QueueFull(RingFull):
-    """``put`` found no room (``queue.Full``). ``sent`` is how many items of a ``put_many``
-    went in before it (0 for ``put``)."""
-
-    def __init__(self, message: str, sent: int = 0) -> None:
-        super().__init__(message)
-        self.sent = sent
-
-
-class QueueEmpty(RingEmpty):
-    """``get`` found nothing (``queue.Empty``)."""
 
 
 def _serializer_state(serializer: Any) -> Any:

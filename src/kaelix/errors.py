@@ -41,6 +41,19 @@ class BufferFull(StreamError, queue.Full):
         self.sent = sent
 
 
+class QueueFull(RingFull):
+    """``Queue.put`` found no room (``queue.Full``). ``sent`` is how many items of a
+    ``put_many`` went in before it (0 for ``put``)."""
+
+    def __init__(self, message: str, sent: int = 0) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class QueueEmpty(RingEmpty):
+    """``Queue.get`` found nothing (``queue.Empty``)."""
+
+
 class StreamNotFound(StreamError, FileNotFoundError):
     """``Stream.open``: no shared stream of that name (never made, or closed since)."""
 
@@ -56,6 +69,8 @@ __all__ = [
     "HdrDecodeError",
     "KaelixError",
     "PeerGone",
+    "QueueEmpty",
+    "QueueFull",
     "RingClosed",
     "RingEmpty",
     "RingError",
