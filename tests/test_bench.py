@@ -138,10 +138,18 @@ def _check_contender(data: Mapping[str, Any], where: str) -> None:
     if latency is not None:  # a latency contender measures no throughput
         assert data["messages_per_op"] == data["bytes_per_op"] == 0, where
         assert isinstance(latency["samples"], int) and latency["samples"] >= 1, where
-        percentiles = [latency[k] for k in ("p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns")]
+        keys = ("p50_ns", "p90_ns", "p99_ns", "p999_ns", "p9999_ns", "max_ns")
+        percentiles = [latency[k] for k in keys if latency[k] is not None]
         for value in (*percentiles, latency["mean_ns"]):
             _check_number(value, f"{where}.latency")
         assert percentiles == sorted(percentiles), where
+        assert len(percentiles) == 6, f"{where}: p99.99 is recorded"
+        trials_p99 = latency["trials_p99_ns"]
+        assert isinstance(trials_p99, list) and len(trials_p99) == len(data["trials_ns"]), where
+        for value in trials_p99:
+            _check_number(value, f"{where}.latency.trials_p99_ns")
+        hdr = latency["hdr"]
+        assert hdr is None or (isinstance(hdr, str) and hdr.startswith("HISTFAAA")), where
 
 
 def _check_case(data: Mapping[str, Any], where: str) -> None:
@@ -166,13 +174,18 @@ def check_schema(data: Mapping[str, Any]) -> None:
     assert settings["mode"] in ("quick", "full")
     assert isinstance(settings["repeat"], int) and isinstance(settings["trial_ms"], float)
     assert isinstance(settings["peers"], bool) and isinstance(settings["suites"], list)
+    for key in ("size", "messages"):
+        assert settings[key] is None or (isinstance(settings[key], int) and settings[key] >= 1)
     machine = data["machine"]
     for key in ("cpu_model", "python_version", "python_implementation", "platform"):
         assert isinstance(machine[key], str) and machine[key], key
     assert isinstance(machine["cpu_count"], int) and machine["cpu_count"] >= 1
-    for key in ("numpy_version", "kaelix_version", "crc32c_implementation"):
+    cores = machine["physical_cores"]
+    assert cores is None or (isinstance(cores, int) and 1 <= cores <= machine["cpu_count"])
+    for key in ("numpy_version", "numba_version", "kaelix_version", "crc32c_implementation"):
         assert isinstance(machine[key], str), key
     assert machine["git_commit"] is None or len(machine["git_commit"]) >= 40
+    assert machine["git_dirty"] in (None, True, False)
     assert isinstance(machine["peers"], dict)
     for index, case in enumerate(data["reference"]):
         _check_case(case, f"reference[{index}]")
@@ -208,6 +221,7 @@ def test_list_shows_suites_cases_bars_and_peers() -> None:
     assert "bar: \u2265 200 M msg/s; \u2265 100\u00d7 pure Python (dict/set)" in done.stdout
     assert "optional peers:" in done.stdout
     assert "faster_fifo" in done.stdout
+    assert "\n  ignores --size and --messages\n" in done.stdout or "  honours: --" in done.stdout
 
 
 def test_tiny_codec_run_prints_the_table_and_writes_valid_json(tmp_path: Path) -> None:
@@ -876,13 +890,64 @@ def test_a_latency_workload_pools_its_trials_into_percentiles() -> None:
     assert result.messages_per_op == result.bytes_per_op == 0
     assert result.messages_per_s is None and result.ns_per_message == 6.5
 
+    assert result.latency.trials_p99_ns == pytest.approx((3.97, 7.97, 100.0))
+    assert result.latency.p9999_ns == pytest.approx(100.0) and result.latency.hdr is None
+
     timing, latency = summarise_latency([[1, 2], [3, 4]])
     assert (latency.p50_ns, latency.max_ns, latency.samples) == (2.5, 4.0, 4)
     assert latency.at(100) == 4.0 and timing.median_ns == 2.5
-    with pytest.raises(ValueError, match=r"percentile must be one of 50, 90, 99, 99\.9, 100"):
+    assert latency.at(99.99) == pytest.approx(3.9997) == latency.p9999_ns
+    with pytest.raises(
+        ValueError, match=r"percentile must be one of 50, 90, 99, 99\.9, 99\.99, 100"
+    ):
         latency.at(75)
+    with pytest.raises(ValueError, match=r"p99\.99 was not recorded in this result"):
+        Latency(4, 1, 2, 3, 4, 5, 3).at(99.99)
     with pytest.raises(ValueError, match="without samples"):
         summarise_latency([[1.0], []])
+
+
+def test_a_latency_workload_can_encode_its_pooled_histogram() -> None:
+    trials = iter([[1.0], [10.0, 20.0], [30.0], [40.0]])
+    pooled: list[list[float]] = []
+
+    def encode(latencies: Any) -> str:
+        pooled.append(list(latencies))
+        return "HISTFAAAfake"
+
+    workload = Workload(lambda: next(trials), timer="latency", encode_hdr=encode)
+    result = measure_contender(Contender("kaelix", lambda: workload, role="kaelix"))
+    assert result.ok and result.latency is not None
+    assert result.latency.hdr == "HISTFAAAfake"
+    assert pooled == [[10.0, 20.0, 30.0, 40.0]]  # once, every timed trial, no warm-up
+
+
+def test_size_and_messages_reach_the_suites_and_are_recorded(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    seen: list[SuiteConfig] = []
+
+    def cases(config: SuiteConfig) -> list[Case]:
+        seen.append(config)
+        size = config.size or 8
+        return [Case(f"copy {size} B", (Contender("kaelix", lambda: Workload(bytes, 1, size)),))]
+
+    suite = Suite("sized", "a suite that takes --size", cases, options=("size",))
+    result = run([suite], repeat=1, trial_ms=0.5, size=64, messages=10)
+    assert seen == [SuiteConfig(quick=True, peers=True, size=64, messages=10)]
+    assert (result.settings.size, result.settings.messages) == (64, 10)
+    assert result.results[0].case == "copy 64 B"
+    assert BenchRun.from_json(json.loads(json.dumps(result.to_json()))) == result
+    with pytest.raises(ValueError, match="size must be a whole number >= 1 or None; got 0"):
+        run([suite], size=0)
+
+    out = tmp_path / "sized.json"
+    tiny = ["codec", "-k", "crc32c 64 B", *TINY, "--plain", "--size", "64", "--messages", "10"]
+    assert main([*tiny, "--json", str(out)]) == 0
+    assert "note: --size is ignored by codec\n" in capsys.readouterr().err
+    data = json.loads(out.read_text(encoding="utf-8"))
+    check_schema(data)
+    assert (data["settings"]["size"], data["settings"]["messages"]) == (64, 10)
 
 
 def test_close_runs_when_a_trial_fails() -> None:

@@ -1,5 +1,6 @@
-"""What a benchmark result was measured on: CPU, cores, Python, numpy, kaelix and peer
-versions, the CRC32C implementation in use, and the git commit of the working directory.
+"""What a benchmark result was measured on: CPU model, logical CPUs and physical cores,
+Python, numpy, numba, kaelix and peer versions, the CRC32C implementation in use, and the
+git commit (and whether it was modified) of the kaelix source that ran.
 
 Collected once per run and stored with it, so a saved result says where it came from.
 Imports only the public kaelix API (``kaelix.__version__``, ``kaelix.crc32c_implementation``)
@@ -34,6 +35,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+def physical_cores() -> int | None:
+    """Physical cores (distinct ``(physical id, core id)`` pairs of ``/proc/cpuinfo``), or
+    None where that file does not say; logical CPUs (`os.cpu_count`) count SMT threads."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    cores: set[tuple[str, str]] = set()
+    package = core = None
+    for line in [*text.splitlines(), ""]:
+        name, _, value = line.partition(":")
+        name = name.strip()
+        if name == "physical id":
+            package = value.strip()
+        elif name == "core id":
+            core = value.strip()
+        elif not name:  # a blank line ends one processor's block
+            if package is not None and core is not None:
+                cores.add((package, core))
+            package = core = None
+    return len(cores) or None
+
+
 def usable_cpus() -> int | None:
     """CPUs this process may run on (its affinity), or None where that is unknown."""
     if hasattr(os, "sched_getaffinity"):
@@ -44,10 +68,11 @@ def usable_cpus() -> int | None:
     return os.cpu_count()
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, cwd: str | None = None) -> str | None:
     try:
         done = subprocess.run(
             ["git", *args],
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=5,
@@ -58,13 +83,24 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def git_commit() -> tuple[str | None, bool | None]:
-    """The commit checked out in the current directory and whether tracked files differ
-    from it; ``(None, None)`` when git or a commit is not there."""
-    commit = _git("rev-parse", "HEAD")
+def source_directory() -> str:
+    """The directory of the kaelix package that runs: in a checkout with an editable
+    install, inside the git work tree whose commit is recorded."""
+    import kaelix
+
+    return os.path.dirname(os.path.abspath(kaelix.__file__))
+
+
+def git_commit(directory: str | None = None) -> tuple[str | None, bool | None]:
+    """The commit checked out where ``directory`` (default: the kaelix package, so a run
+    started from anywhere records the code it measured) lies, and whether tracked files
+    differ from it; ``(None, None)`` when git or a commit is not there (kaelix installed
+    from a wheel)."""
+    where = source_directory() if directory is None else directory
+    commit = _git("rev-parse", "HEAD", cwd=where)
     if not commit:
         return None, None
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", cwd=where)
     return commit, (bool(status) if status is not None else None)
 
 
@@ -89,6 +125,7 @@ def collect() -> dict[str, Any]:
     return {
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "physical_cores": physical_cores(),
         "usable_cpus": usable_cpus(),
         "architecture": platform.machine(),
         "platform": platform.platform(),
@@ -97,6 +134,7 @@ def collect() -> dict[str, Any]:
         "python_build": " ".join(platform.python_build()),
         "executable": sys.executable,
         "numpy_version": distribution_version("numpy"),
+        "numba_version": distribution_version("numba"),
         "kaelix_version": kaelix_version,
         "crc32c_implementation": crc_implementation,
         "peers": peer_versions(),

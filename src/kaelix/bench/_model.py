@@ -41,7 +41,15 @@ BarKind = Literal[
 _BAR_KINDS: tuple[str, ...] = get_args(BarKind)
 
 LATENCY_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9, 100.0)
-"""The percentiles a `Latency` records (100 is the maximum)."""
+"""The percentiles every `Latency` holds and that tables, charts and bars use (100 is the
+maximum)."""
+
+RECORDED_PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9, 99.99, 100.0)
+"""Every percentile `Latency.at` answers: `LATENCY_PERCENTILES` and p99.99, which runs record
+since p99.99 was added (a result file written before holds none)."""
+
+SuiteOption = Literal["size", "messages"]
+"""A command-line setting a suite may honour (``--size``, ``--messages``; see `SuiteConfig`)."""
 
 
 # --------------------------------------------------------------------------- what to measure
@@ -72,6 +80,13 @@ class Workload:
 
     ``close``, when set, is called once after the last trial (or when preparing or timing
     fails): it stops worker processes and removes what the factory created.
+
+    ``encode_hdr``, for a ``"latency"`` workload, is called once after the trials with every
+    trial's latencies pooled (a float64 numpy array of nanoseconds) and returns their
+    HdrHistogram in the base64 ``HISTFAAA...`` form, stored as `Latency.hdr`;
+    `kaelix.bench._hdrlog.encode_latencies` is the usual choice (``kaelix.HdrHistogram``
+    from 1 ns to an hour, 3 significant figures). It runs after timing, so its cost (numba
+    compiling the recording kernel on the first call) is never measured.
     """
 
     call: Callable[[], object]
@@ -79,6 +94,7 @@ class Workload:
     nbytes: int = 0
     timer: Timer = "loop"
     close: Callable[[], object] | None = None
+    encode_hdr: Callable[[Any], str] | None = None
 
 
 Factory = Callable[[], Workload]
@@ -161,21 +177,36 @@ class Case:
 
 @dataclass(frozen=True)
 class SuiteConfig:
-    """What a suite is told when it builds its cases: quick or full mode (a suite may use
-    smaller sizes in quick mode) and whether peers will run."""
+    """What a suite is told when it builds its cases.
+
+    ``quick``: quick or full mode (a suite may use smaller sizes in quick mode). ``peers``:
+    whether peers will run. ``size``: the payload size in bytes the user asked for
+    (``--size``), or None for the suite's own sizes. ``messages``: the number of messages
+    per trial (or per batch-like unit the suite documents) the user asked for
+    (``--messages``), or None for the suite's own counts. A suite that reads ``size`` or
+    ``messages`` says so in `Suite.options`; the others ignore them, and the command line
+    says which suites ignored a setting that was given.
+    """
 
     quick: bool = True
     peers: bool = True
+    size: int | None = None
+    messages: int | None = None
 
 
 @dataclass(frozen=True)
 class Suite:
     """A named group of cases. ``cases`` builds them for a config; it must be cheap (no data
-    is prepared until a contender's factory runs), so ``--list`` can call it."""
+    is prepared until a contender's factory runs), so ``--list`` can call it.
+
+    ``options`` names the `SuiteConfig` settings beyond mode and peers that the suite
+    honours (``"size"``, ``"messages"``); ``--list`` shows them and the command line warns
+    when one is given to a suite that ignores it."""
 
     name: str
     description: str
     cases: Callable[[SuiteConfig], Sequence[Case]]
+    options: tuple[SuiteOption, ...] = ()
 
 
 # ----------------------------------------------------------------------------- what came out
@@ -211,7 +242,14 @@ class Timing:
 @dataclass(frozen=True)
 class Latency:
     """One-way latencies of a contender's messages, pooled over its trials: percentiles in
-    nanoseconds (linear interpolation, as ``numpy.percentile``) over ``samples`` messages."""
+    nanoseconds (linear interpolation, as ``numpy.percentile``) over ``samples`` messages.
+
+    ``p9999_ns`` is p99.99 (None in a result written before it was recorded).
+    ``trials_p99_ns`` holds each trial's own p99, in the order the trials ran: the samples
+    the regression check compares p99 on (empty in older results). ``hdr`` is the pooled
+    latencies as an HdrHistogram, base64 ``HISTFAAA...`` text (`kaelix.HdrHistogram.encode`,
+    values in nanoseconds), when the workload made one (`Workload.encode_hdr`); ``--hdr-dir``
+    writes it as an HdrHistogram log."""
 
     samples: int
     p50_ns: float
@@ -220,14 +258,22 @@ class Latency:
     p999_ns: float
     max_ns: float
     mean_ns: float
+    p9999_ns: float | None = None
+    trials_p99_ns: tuple[float, ...] = ()
+    hdr: str | None = None
 
     def at(self, percentile: float) -> float:
-        """The latency at one of `LATENCY_PERCENTILES` (100 is the maximum)."""
+        """The latency at one of `RECORDED_PERCENTILES` (100 is the maximum); p99.99 raises
+        ValueError when this result does not hold it."""
+        if percentile == 99.99:
+            if self.p9999_ns is None:
+                raise ValueError("p99.99 was not recorded in this result (an older result file)")
+            return self.p9999_ns
         values = (self.p50_ns, self.p90_ns, self.p99_ns, self.p999_ns, self.max_ns)
         for known, value in zip(LATENCY_PERCENTILES, values, strict=True):
             if percentile == known:
                 return value
-        choices = ", ".join(f"{p:g}" for p in LATENCY_PERCENTILES)
+        choices = ", ".join(f"{p:g}" for p in RECORDED_PERCENTILES)
         raise ValueError(f"percentile must be one of {choices}; got {percentile!r}")
 
 
@@ -336,7 +382,8 @@ class CaseResult:
 
 @dataclass(frozen=True)
 class Settings:
-    """How the run was made: mode, trials, target trial time, peers on or off, what ran."""
+    """How the run was made: mode, trials, target trial time, peers on or off, what ran, and
+    the ``--size`` / ``--messages`` given to the suites (None: the suites' own)."""
 
     mode: Literal["quick", "full"]
     repeat: int
@@ -344,6 +391,8 @@ class Settings:
     peers: bool
     suites: tuple[str, ...]
     select: str | None = None
+    size: int | None = None
+    messages: int | None = None
 
 
 @dataclass(frozen=True)
@@ -413,6 +462,8 @@ class BenchRun:
                 "peers": self.settings.peers,
                 "suites": list(self.settings.suites),
                 "select": self.settings.select,
+                "size": self.settings.size,
+                "messages": self.settings.messages,
             },
             "machine": dict(self.machine),
             "reference": [_case_to_json(r) for r in self.reference],
@@ -436,6 +487,8 @@ class BenchRun:
                 peers=bool(settings["peers"]),
                 suites=tuple(settings["suites"]),
                 select=settings.get("select"),
+                size=_optional_int(settings.get("size")),
+                messages=_optional_int(settings.get("messages")),
             ),
             machine=dict(data["machine"]),
             reference=tuple(_case_from_json(r) for r in data.get("reference", [])),
@@ -505,6 +558,9 @@ def _latency_to_json(latency: Latency | None) -> dict[str, Any] | None:
         "p999_ns": latency.p999_ns,
         "max_ns": latency.max_ns,
         "mean_ns": latency.mean_ns,
+        "p9999_ns": latency.p9999_ns,
+        "trials_p99_ns": list(latency.trials_p99_ns),
+        "hdr": latency.hdr,
     }
 
 
@@ -519,7 +575,14 @@ def _latency_from_json(data: Mapping[str, Any] | None) -> Latency | None:
         p999_ns=float(data["p999_ns"]),
         max_ns=float(data["max_ns"]),
         mean_ns=float(data["mean_ns"]),
+        p9999_ns=None if data.get("p9999_ns") is None else float(data["p9999_ns"]),
+        trials_p99_ns=tuple(float(t) for t in data.get("trials_p99_ns") or ()),
+        hdr=data.get("hdr"),
     )
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _case_from_json(data: Mapping[str, Any]) -> CaseResult:
@@ -574,6 +637,7 @@ def _contender_from_json(data: Mapping[str, Any]) -> ContenderResult:
 
 __all__ = [
     "LATENCY_PERCENTILES",
+    "RECORDED_PERCENTILES",
     "SCHEMA",
     "Bar",
     "BarCheck",
@@ -588,6 +652,7 @@ __all__ = [
     "Settings",
     "Suite",
     "SuiteConfig",
+    "SuiteOption",
     "Throughput",
     "Timer",
     "Timing",

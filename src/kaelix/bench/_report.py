@@ -348,13 +348,14 @@ def print_report(run: BenchRun, *, file: IO[str] | None = None, plain: bool = Fa
     if use_rich(plain):
         from rich.console import Console
 
-        render_rich(run, Console(file=stream, width=max(100, _width(stream))))
+        render_rich(run, Console(file=stream, width=max(100, terminal_width(stream))))
     else:
         stream.write(render_text(run))
         stream.flush()
 
 
-def _width(stream: IO[str]) -> int:
+def terminal_width(stream: IO[str]) -> int:
+    """The width to draw for: the terminal's when ``stream`` is one, else 120 columns."""
     import shutil
 
     return shutil.get_terminal_size((120, 24)).columns if stream.isatty() else 120
@@ -436,5 +437,6 @@ __all__ = [
     "progress_reporter",
     "render_rich",
     "render_text",
+    "terminal_width",
     "use_rich",
 ]

@@ -32,11 +32,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import cast
+from typing import Any, cast
 
 from kaelix.bench._bars import check_bars
 from kaelix.bench._model import (
-    LATENCY_PERCENTILES,
+    RECORDED_PERCENTILES,
     BenchRun,
     Case,
     CaseResult,
@@ -168,25 +168,41 @@ def measure(workload: Workload, *, repeat: int, trial_ms: float) -> Timing:
     return summarise(per_op, loops)
 
 
-def summarise_latency(trials: Sequence[Sequence[float]]) -> tuple[Timing, Latency]:
+def summarise_latency(
+    trials: Sequence[Sequence[float]],
+    encode_hdr: Callable[[Any], str] | None = None,
+) -> tuple[Timing, Latency]:
     """The `Timing` of latency trials (each trial's figure is its median latency) and the
-    `Latency` percentiles of all their samples pooled."""
+    `Latency` percentiles of all their samples pooled, with each trial's own p99 and, when
+    ``encode_hdr`` is given, the pooled samples' HdrHistogram encoding."""
     import numpy as np
 
     arrays = [np.asarray(trial, dtype=np.float64) for trial in trials]
     if not arrays or any(array.size == 0 for array in arrays):
         raise ValueError("Cannot summarise latency trials without samples")
     pooled = np.concatenate(arrays)
-    values = np.percentile(pooled, LATENCY_PERCENTILES)
-    p50, p90, p99, p999, most = (float(v) for v in values)
+    values = np.percentile(pooled, RECORDED_PERCENTILES)
+    p50, p90, p99, p999, p9999, most = (float(v) for v in values)
     timing = summarise([float(np.median(array)) for array in arrays], 1)
-    latency = Latency(int(pooled.size), p50, p90, p99, p999, most, float(pooled.mean()))
+    latency = Latency(
+        int(pooled.size),
+        p50,
+        p90,
+        p99,
+        p999,
+        most,
+        float(pooled.mean()),
+        p9999_ns=p9999,
+        trials_p99_ns=tuple(float(np.percentile(array, 99.0)) for array in arrays),
+        hdr=encode_hdr(pooled) if encode_hdr is not None else None,
+    )
     return timing, latency
 
 
 def measure_latency(workload: Workload, *, repeat: int) -> tuple[Timing, Latency]:
     """Run a ``timer="latency"`` workload: one warm-up call, then ``repeat`` calls, each
-    returning per-message latencies in nanoseconds."""
+    returning per-message latencies in nanoseconds; then its ``encode_hdr`` (if any) on
+    every trial's latencies pooled."""
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1; got {repeat}")
     gc.collect()
@@ -199,7 +215,7 @@ def measure_latency(workload: Workload, *, repeat: int) -> tuple[Timing, Latency
                 f"a workload with timer='latency' must return its latencies; got {samples!r}"
             )
         trials.append(cast("Sequence[float]", samples))
-    return summarise_latency(trials)
+    return summarise_latency(trials, workload.encode_hdr)
 
 
 def _describe(exc: BaseException) -> str:
@@ -296,6 +312,8 @@ def run(
     progress: Callable[[ProgressEvent], None] | None = None,
     trial_ms: float | None = None,
     select: str | None = None,
+    size: int | None = None,
+    messages: int | None = None,
 ) -> BenchRun:
     """Run benchmark suites and return every result with the machine it ran on.
 
@@ -303,8 +321,10 @@ def run(
     `Suite` objects; None runs them all. ``quick`` (the default) uses 5 trials of about
     20 ms per contender, ``quick=False`` 15 trials of about 100 ms; ``repeat`` and
     ``trial_ms`` override those. ``peers=False`` runs kaelix (and reference lines) only.
-    ``select`` keeps the cases whose name contains it (case-insensitive). ``progress`` is
-    called with a `ProgressEvent` before the run, after each contender and after each case.
+    ``select`` keeps the cases whose name contains it (case-insensitive). ``size`` (payload
+    bytes) and ``messages`` (messages per trial) are passed to the suites in `SuiteConfig`;
+    suites that do not list them in `Suite.options` ignore them. ``progress`` is called with
+    a `ProgressEvent` before the run, after each contender and after each case.
 
     The machine's memcpy bandwidth is always measured first, as the physical reference.
 
@@ -322,8 +342,11 @@ def run(
         raise ValueError(f"repeat must be at least 1; got {repeat}")
     if trial_ms <= 0:
         raise ValueError(f"trial_ms must be positive; got {trial_ms}")
+    for name, value in (("size", size), ("messages", messages)):
+        if value is not None and (isinstance(value, bool) or value < 1):
+            raise ValueError(f"{name} must be a whole number >= 1 or None; got {value!r}")
 
-    config = SuiteConfig(quick=quick, peers=peers)
+    config = SuiteConfig(quick=quick, peers=peers, size=size, messages=messages)
     resolved = _resolve(suites)
     plan: list[tuple[str, Case]] = [
         (suite.name, case)
@@ -375,6 +398,8 @@ def run(
             peers=peers,
             suites=tuple(s.name for s in resolved),
             select=select,
+            size=size,
+            messages=messages,
         ),
         machine=machine,
         reference=tuple(reference),
