@@ -71,6 +71,7 @@ RING_CASES = (
     "1\u21921 processes, one message per call (64 B)",
     "1\u21921 processes, batches of 1,024 frames (64 B)",
     "1\u21921 processes, one-way latency at 100 k msg/s (64 B)",
+    "1\u21921 threads, one-way latency at 10 k msg/s (64 B)",
     "1\u21921 processes, one-way latency at 10 k msg/s (64 B)",
 )
 STREAM_CASES = (
@@ -444,6 +445,7 @@ def test_the_ring_suite_in_a_tiny_configuration_produces_every_result() -> None:
         "1\u21921 processes, one message per call (64 B)",
         "1\u21921 processes, batches of 16 frames (64 B)",
         "1\u21921 processes, one-way latency at 20 k msg/s (64 B)",
+        "1\u21921 threads, one-way latency at 4 k msg/s (64 B)",
         "1\u21921 processes, one-way latency at 4 k msg/s (64 B)",
     ]
     assert not result.errors, [(c.case, r.name, r.reason) for c, r in result.errors]
@@ -514,7 +516,13 @@ def test_the_ring_suite_in_a_tiny_configuration_produces_every_result() -> None:
     ]
     assert all(check.met is not None for check in latency.bars)
 
-    idle = result.case("ring", names[6])
+    threads = result.case("ring", names[6])
+    assert threads.throughput == "latency" and threads.bars == ()
+    assert [c.name for c in threads.contenders] == ["kaelix", "queue.Queue"]
+    for contender in threads.contenders:
+        assert contender.latency is not None and contender.latency.hdr, contender.name
+
+    idle = result.case("ring", names[7])
     assert idle.throughput == "latency" and idle.bars == ()
     assert [c.name for c in idle.contenders][:2] == ["kaelix (sleep)", "kaelix (spin)"]
     assert all(c.latency is not None and c.latency.samples == 10 for c in idle.contenders if c.ok)
@@ -536,7 +544,12 @@ def test_ring_cases_are_listed_without_starting_anything() -> None:
     quick = ring.cases(SuiteConfig(quick=True))
     full = ring.cases(SuiteConfig(quick=False))
     assert [case.name for case in quick] == list(RING_CASES)
-    assert [case.name for case in full] == list(RING_CASES)
+    # --full adds a latency case at 1 M msg/s between the two quick ones across processes.
+    assert [case.name for case in full] == [
+        *RING_CASES[:6],
+        "1\u21921 processes, one-way latency at 1 M msg/s (64 B)",
+        *RING_CASES[6:],
+    ]
     assert "200,000 messages per trial" in quick[3].note
     assert "1,000,000 messages per trial" in full[3].note
     assert multiprocessing.active_children() == []

@@ -30,14 +30,22 @@ import collections
 import functools
 import itertools
 import queue
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kaelix
+from kaelix import Ring
+from kaelix.bench._hdrlog import encode_latencies
 from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
 from kaelix.bench._procs import ChannelKind, Form, Frames, Wait, make_frames, open_pair
 from kaelix.bench._reference import MEMCPY_MEMORY
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 KIB = 1024
 SMALL = 64
@@ -54,7 +62,9 @@ class RingSizes:
     ``cross_messages``: messages per trial between processes (rounded up to whole batches
     in the batched case).
     ``latency_messages``: messages per latency trial, sent at ``latency_rate`` per second;
-    the idle-rate case sends at ``idle_rate`` for as long (proportionally fewer messages).
+    the idle-rate case sends at ``idle_rate`` for as long (proportionally fewer messages);
+    the high-rate case (``high_rate``, full mode only) sends as many as at ``latency_rate``;
+    the threads case sends as many as the idle-rate case, at ``idle_rate``.
     ``ring_capacity``: bytes of the shared ring (and of faster-fifo's buffer) between
     processes.
     """
@@ -65,6 +75,7 @@ class RingSizes:
     latency_messages: int = 20_000
     latency_rate: int = 100_000
     idle_rate: int = 10_000
+    high_rate: int = 1_000_000
     ring_capacity: int = 1 << 20
 
 
@@ -254,6 +265,61 @@ def _cross_latency(
         nbytes=messages * len(pair.expected[0]),
         timer="latency",
         close=pair.close,
+        encode_hdr=encode_latencies,
+    )
+
+
+def _thread_latency_trial(
+    put: Callable[[bytes], object], get: Callable[[], object], frame: bytes, n: int, period_ns: int
+) -> npt.NDArray[np.int64]:
+    """One latency trial between two threads of this process: the calling thread sends
+    ``n`` frames paced to one per ``period_ns`` (it sleeps between sends, which gives the
+    consumer thread the GIL), a consumer thread blocked in ``get`` stamps each receipt. A
+    message's latency is its receipt time minus the time its ``put`` was called. Neither
+    channel ever makes a send wait (both hold more than a trial), so the send time is the
+    right start: there is no coordinated omission to correct, and the producer's own
+    oversleeping (timer slack) is not charged to the channel."""
+    import numpy as np
+
+    sent = np.zeros(n, dtype=np.int64)
+    received = np.zeros(n, dtype=np.int64)
+    clock = time.perf_counter_ns
+
+    def consume() -> None:
+        for i in range(n):
+            get()
+            received[i] = clock()
+
+    consumer = threading.Thread(target=consume, name="kaelix-bench-latency", daemon=True)
+    consumer.start()
+    t0 = clock() + 5_000_000
+    for i in range(n):
+        left = t0 + i * period_ns - clock()
+        if left > 0:
+            time.sleep(left / 1e9)
+        sent[i] = clock()
+        put(frame)
+    consumer.join(60.0)
+    if consumer.is_alive():
+        raise RuntimeError("the consumer thread did not receive every message within 60 s")
+    return received - sent
+
+
+def _thread_latency(kind: str, messages: int, rate: int) -> Workload:
+    frame = frames(SMALL, 1)[0]
+    if kind == "kaelix":
+        ring = Ring(1 << 20)
+        put: Callable[[bytes], object] = ring.put
+        get: Callable[[], object] = ring.get
+    else:
+        channel: queue.Queue[bytes] = queue.Queue()
+        put, get = channel.put, channel.get
+    return Workload(
+        functools.partial(_thread_latency_trial, put, get, frame, messages, round(1e9 / rate)),
+        messages=messages,
+        nbytes=messages * len(frame),
+        timer="latency",
+        encode_hdr=encode_latencies,
     )
 
 
@@ -291,6 +357,23 @@ def _throughput_contenders(form: Form, messages: int, sizes: RingSizes) -> tuple
             requires=("faster_fifo",),
             note=_FF_NOTE
             + ("; batches: put_many(list) / get_many()" if batched else "; put(frame) / get()"),
+        ),
+    )
+
+
+def _thread_latency_contenders(messages: int, rate: int) -> tuple[Contender, ...]:
+    return (
+        Contender(
+            "kaelix",
+            lambda: _thread_latency("kaelix", messages, rate),
+            role="kaelix",
+            note="Ring(1 MiB): put() from the producer thread, get() in the consumer thread "
+            "(it waits without the GIL: a short spin, then a futex)",
+        ),
+        Contender(
+            "queue.Queue",
+            lambda: _thread_latency("queue", messages, rate),
+            note="unbounded: put() / get() (a Condition: a lock the consumer sleeps on)",
         ),
     )
 
@@ -357,6 +440,8 @@ def _latency(percentile: float, label: str, ns: float) -> Bar:
 
 
 def _rate(per_second: int) -> str:
+    if per_second >= 1_000_000:
+        return f"{per_second / 1e6:g} M msg/s"
     return f"{per_second / 1000:g} k msg/s"
 
 
@@ -444,6 +529,35 @@ def cases(config: SuiteConfig, sizes: RingSizes | None = None) -> Sequence[Case]
             f"{1e6 / sizes.latency_rate:g} \u00b5s {schedule}. kaelix's default wait spins "
             "briefly (about 20 \u00b5s) before sleeping on its futex, so at this rate it "
             "seldom sleeps: the next case shows that path",
+        ),
+        *(
+            ()
+            if config.quick
+            else (
+                Case(
+                    f"1\u21921 processes, one-way latency at {_rate(sizes.high_rate)} "
+                    f"({_label(SMALL)})",
+                    _latency_contenders(
+                        sizes.latency_messages, sizes.high_rate, sizes, default_first=False
+                    ),
+                    throughput="latency",
+                    note=f"{sizes.latency_messages:,} messages per trial, one every "
+                    f"{1e6 / sizes.high_rate:g} \u00b5s {schedule}. A channel slower than "
+                    "the offered rate falls behind, and every later message is charged the "
+                    "backlog (that is what a fixed schedule measures)",
+                ),
+            )
+        ),
+        Case(
+            f"1\u21921 threads, one-way latency at {_rate(sizes.idle_rate)} ({_label(SMALL)})",
+            _thread_latency_contenders(idle_messages, sizes.idle_rate),
+            throughput="latency",
+            note=f"{idle_messages:,} messages per trial, paced to one every "
+            f"{1e6 / sizes.idle_rate:g} \u00b5s from a producer thread to a consumer thread "
+            "of the bench process; latency = receipt time minus the time put() was called "
+            "(no send ever waits on either channel, so there is no coordinated omission). "
+            "Between threads the GIL is on the path: the producer sleeps between sends so "
+            "the consumer can run",
         ),
         Case(
             f"1\u21921 processes, one-way latency at {_rate(sizes.idle_rate)} ({_label(SMALL)})",
