@@ -193,6 +193,15 @@ cdef _close_at_exit():
     _exit_hook_installed = True
     from multiprocessing import util
     util.Finalize(None, _close_open_handles, exitpriority=0)
+    # A child that multiprocessing forks starts with its finalizers cleared: arm it again
+    # there (after the clearing, which is when register_after_fork's hooks run).
+    util.register_after_fork(_open_handles, _rearm_exit_hook)
+
+
+def _rearm_exit_hook(_):
+    global _exit_hook_installed
+    _exit_hook_installed = False
+    _close_at_exit()
 
 
 cdef int _wait_mode(object wait) except -1:
@@ -2100,6 +2109,18 @@ cdef class QueueCore(SharedRingCore):
         if self.r.h.max_items == 0:
             return None
         return <int64_t>KX_LOAD_ACQ(&self.r.h.items_free)
+
+    def _others_attached(self):
+        """Whether a live process other than this one holds a producer or consumer slot."""
+        cdef uint32_t i, me = <uint32_t>getpid()
+        cdef kx_ring_slot *s
+        if self.detached:
+            return False
+        for i in range(self.r.h.max_producers + self.r.h.max_consumers):
+            s = &self.r.slots[i]
+            if KX_LOAD_ACQ(&s.state) == KX_SLOT_ACTIVE and s.pid != me and kx_slot_alive(s):
+                return True
+        return False
 
     @property
     def _max_items(self):

@@ -19,7 +19,6 @@ import sys
 import threading
 import traceback
 import types
-import weakref
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -59,24 +58,40 @@ def _serializer_from_state(state: Any) -> Any:
 
 
 def _unlink(name: str) -> None:
+    """Removes a segment's name and forgets it in multiprocessing's resource tracker (which
+    removes the names this process family registered and did not forget, at its end)."""
+    from multiprocessing import resource_tracker
+
     with contextlib.suppress(FileNotFoundError):
         os.unlink(f"/dev/shm/{name}")
     with contextlib.suppress(Exception):
-        from multiprocessing import resource_tracker
-
         resource_tracker.unregister(f"/{name}", "shared_memory")
-    with contextlib.suppress(OSError):  # large items never taken
+
+
+def _remove_queue(name: str, core: Any) -> None:
+    """The creator's cleanup: the queue's name, and the large items nobody took when no
+    other process is attached any more (else they stay for it; the resource tracker removes
+    what is left when the process family ends)."""
+    _unlink(name)
+    if core._others_attached():
+        return
+    with contextlib.suppress(OSError):
         for entry in os.listdir("/dev/shm"):
             if entry.startswith(name + ".big."):
-                os.unlink(f"/dev/shm/{entry}")
+                _unlink(entry)
 
 
 def _spill(queue_name: str, parts: tuple[Any, ...], kind: int) -> tuple[bytes, ...]:
     """Writes a large item's payload to a segment of its own and returns the small payload
-    that names it."""
+    that names it. The segment goes when the item is taken; if it never is, the resource
+    tracker of the process that wrote it removes it when that process family ends (it
+    outlives the queue's own name, so that processes still attached can take it)."""
+    from multiprocessing import resource_tracker
+
     name = f"{queue_name}.big.{secrets.token_hex(8)}"
     fd = os.open(f"/dev/shm/{name}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     try:
+        resource_tracker.register(f"/{name}", "shared_memory")
         with os.fdopen(fd, "wb", closefd=False) as f:
             for part in parts:
                 f.write(part)
@@ -85,12 +100,15 @@ def _spill(queue_name: str, parts: tuple[Any, ...], kind: int) -> tuple[bytes, .
     return (struct.pack("<I", kind), name.encode())
 
 
+def _spilled_name(view: memoryview) -> str:
+    return bytes(view[4:]).decode()
+
+
 def _unspill(view: memoryview) -> tuple[int, bytearray]:
     (kind,) = struct.unpack_from("<I", view)
-    name = bytes(view[4:]).decode()
-    path = f"/dev/shm/{name}"
-    with open(path, "rb") as f:
-        os.unlink(path)
+    name = _spilled_name(view)
+    with open(f"/dev/shm/{name}", "rb") as f:
+        _unlink(name)
         size = os.fstat(f.fileno()).st_size
         buf = bytearray(size)
         f.readinto(buf)
@@ -149,7 +167,13 @@ class Queue:
         from multiprocessing import resource_tracker
 
         resource_tracker.register(f"/{name}", "shared_memory")
-        self._finalizer: Any = weakref.finalize(self, _unlink, name)
+        # Runs when the queue is garbage-collected, at exit, and at the end of a
+        # multiprocessing child (which skips atexit).
+        from multiprocessing import util
+
+        self._finalizer: Any = util.Finalize(
+            self, _remove_queue, args=(name, core), exitpriority=10
+        )
         self._setup(core, name, max(0, maxsize), serializer)
 
     def _setup(self, core: Any, name: str, maxsize: int, serializer: Any) -> None:
@@ -343,6 +367,27 @@ class Queue:
 
     # -- beyond multiprocessing.Queue --
 
+    def _put_each(self, items: Iterable[Any], raw: bool, block: bool, timeout: float | None) -> int:
+        self._check_closed()
+        wait = _timeout(block, timeout)
+        sent = 0
+        for obj in items:
+            if raw:
+                parts: tuple[Any, ...] = (obj,)
+                kind = _RAW
+            else:
+                try:
+                    parts, kind = self._dump(obj)
+                except Exception as exc:
+                    self._on_queue_feeder_error(exc, obj)
+                    continue
+            try:
+                self._put(parts, kind, block, wait)
+            except RingFull:
+                raise QueueFull(f"Queue {self!r} is full after {sent} items", sent) from None
+            sent += 1
+        return sent
+
     def put_many(
         self, items: Iterable[Any], block: bool = True, timeout: float | None = None
     ) -> int:
@@ -351,22 +396,7 @@ class Queue:
         Raises:
             queue.Full: no room before the timeout; ``exc.sent`` items went in.
         """
-        self._check_closed()
-        wait = _timeout(block, timeout)
-        put = self._put
-        sent = 0
-        for obj in items:
-            try:
-                parts, kind = self._dump(obj)
-            except Exception as exc:
-                self._on_queue_feeder_error(exc, obj)
-                continue
-            try:
-                put(parts, kind, block, wait)
-            except RingFull:
-                raise QueueFull(f"Queue {self!r} is full after {sent} items", sent) from None
-            sent += 1
-        return sent
+        return self._put_each(items, False, block, timeout)
 
     def get_many(
         self, max_messages: int = 1024, block: bool = True, timeout: float | None = None
@@ -403,9 +433,45 @@ class Queue:
             raise QueueEmpty(f"Queue {self!r} is empty") from None
         ((kind, start, end),) = _item_spans(buf, 1)
         if kind == _SPILL:
-            _, own = _unspill(memoryview(buf)[start:end])
-            return bytes(own)
+            kind, own = _unspill(memoryview(buf)[start:end])
+            buf, start, end = own, 0, len(own)
+        if kind == _PICKLE5:  # its serialized form: an ordinary pickle, buffers in band
+            return _dumps(self._load(buf, kind, start, end), 5)
         return bytes(memoryview(buf)[start:end])
+
+    def put_bytes_many(
+        self, items: Iterable[Any], block: bool = True, timeout: float | None = None
+    ) -> int:
+        """``put_bytes`` for each item, in order; returns how many (all of them).
+
+        Raises:
+            queue.Full: no room before the timeout; ``exc.sent`` items went in.
+        """
+        return self._put_each(items, True, block, timeout)
+
+    def get_bytes_many(
+        self, max_messages: int = 1024, block: bool = True, timeout: float | None = None
+    ) -> list[bytes]:
+        """``get_bytes`` for up to max_messages items, waiting up to timeout seconds for
+        the first when block."""
+        self._check_closed()
+        try:
+            buf, count = self._core._take_items(max_messages, block, _timeout(block, timeout))
+        except RingEmpty:
+            raise QueueEmpty(f"Queue {self!r} is empty") from None
+        out = []
+        for kind, start, end in _item_spans(buf, count):
+            if kind == _SPILL:
+                kind, own = _unspill(memoryview(buf)[start:end])
+                if kind == _PICKLE5:
+                    out.append(_dumps(self._load(own, kind, 0, len(own)), 5))
+                else:
+                    out.append(bytes(own))
+            elif kind == _PICKLE5:
+                out.append(_dumps(self._load(buf, kind, start, end), 5))
+            else:
+                out.append(bytes(memoryview(buf)[start:end]))
+        return out
 
     def get_latest(self, block: bool = True, timeout: float | None = None) -> Any:
         """Removes every item waiting and returns the newest; the older ones are dropped
@@ -417,6 +483,9 @@ class Queue:
             raise QueueEmpty(f"Queue {self!r} is empty") from None
         spans = _item_spans(buf, count)
         self._dropped += count - 1
+        for kind, start, end in spans[:-1]:
+            if kind == _SPILL:  # a dropped large item: its segment goes too
+                _unlink(_spilled_name(memoryview(buf)[start:end]))
         kind, start, end = spans[-1]
         return self._load(buf, kind, start, end)
 
