@@ -349,6 +349,7 @@ cdef class _RingCore:
     cdef int stop               # set by close(): waits in other threads return at once
     cdef int busy               # calls of other threads inside a wait without the GIL
     cdef int publishing         # a thread of this handle waits for its turn to publish
+    cdef int64_t spin_ns         # "sleep" waits spin this long before the futex (0: default)
     cdef uint64_t skipped        # overwrite rings: frames this consumer lost to producers
     cdef object bell             # the Doorbell this handle's publishes also ring, or None
     cdef object __weakref__
@@ -388,25 +389,33 @@ cdef class _RingCore:
 
     # -- producing --
 
-    cdef int _await_turn(self, uint64_t *word, uint64_t value, int *flag, bint takes) except -1:
-        """Waits (yielding, without the GIL) until *word reaches value: the turn of a claim
-        to publish (word = publish) or of a queue take to finish (word = done, takes). If the
-        turn does not come within _TURN_REPAIR_NS, the range it waits for may belong to a
-        process that died: repair it. *flag tells the handle's other threads to wait; the
-        turn is awaited even if another thread closes this handle meanwhile (the unmap
-        waits for busy)."""
-        cdef int64_t stuck_since
+    cdef int _await_turn(self, uint64_t start, int *flag) except -1:
+        """Waits until publish reaches start: the turn of this handle's claim to publish,
+        once every earlier claim is published. It yields the core while it waits and, past
+        _SLEEP_SPIN_NS, sleeps on the data futex (every publish wakes it), so that waiting
+        behind a producer the scheduler preempted costs no CPU (more processes than cores).
+        If the turn does not come within _TURN_REPAIR_NS, the claim it waits for may be a
+        dead process's: repair it. *flag tells the handle's other threads to wait; the turn
+        is awaited even if another thread closes this handle meanwhile (the unmap waits for
+        busy)."""
+        cdef int64_t began, stuck_since, now
+        cdef uint32_t seen
         self.busy += 1
         flag[0] = 1
         with nogil:
-            stuck_since = kx_now_ns()
-            while KX_LOAD_ACQ(word) != value:
-                sched_yield()
-                if kx_now_ns() - stuck_since > _TURN_REPAIR_NS:
-                    if takes:
-                        kx_ring_repair_dead_take(&self.r)
-                    else:
-                        kx_ring_repair_dead_claim(&self.r)
+            began = stuck_since = kx_now_ns()
+            while KX_LOAD_ACQ(&self.r.h.publish) != start:
+                now = kx_now_ns()
+                if now - began < _SLEEP_SPIN_NS:
+                    sched_yield()
+                else:
+                    seen = <uint32_t>KX_LOAD_ACQ(&self.r.h.data_seq)
+                    __atomic_fetch_add(&self.r.h.data_waiters, 1, __ATOMIC_SEQ_CST)
+                    if KX_LOAD_ACQ(&self.r.h.publish) != start:
+                        kx_futex_wait(&self.r.h.data_seq, seen, 1_000_000, self.r.shared)
+                    __atomic_fetch_sub(&self.r.h.data_waiters, 1, __ATOMIC_SEQ_CST)
+                if now - stuck_since > _TURN_REPAIR_NS:
+                    kx_ring_repair_dead_claim(&self.r)
                     stuck_since = kx_now_ns()
         flag[0] = 0
         self.busy -= 1
@@ -417,7 +426,7 @@ cdef class _RingCore:
     cdef inline int _publish(self, uint64_t start, uint64_t need, uint64_t frames) except -1:
         # Several producers: an earlier claim may still be being written; wait for our turn.
         while not kx_ring_try_publish(&self.r, self.prod, start, need, frames):
-            self._await_turn(&self.r.h.publish, start, &self.publishing, False)
+            self._await_turn(start, &self.publishing)
         return 0
 
     cdef inline int _before_claim(self) except -1:
@@ -439,7 +448,7 @@ cdef class _RingCore:
         """Overwrite rings: waits for this claim's turn to publish (at once with one
         producer), then drops the oldest frames until the claim fits."""
         if KX_LOAD_ACQ(&self.r.h.publish) != start:
-            self._await_turn(&self.r.h.publish, start, &self.publishing, False)
+            self._await_turn(start, &self.publishing)
         if kx_ring_make_room(&self.r, start, need) != 0:
             self._corrupt(KX_LOAD_RLX(&self.r.h.floor))
         return 0
@@ -753,7 +762,7 @@ cdef class _RingCore:
         # From here to busy -= 1 nothing may raise: another thread's close() waits for it.
         self.busy += 1
         if mode == WAIT_SLEEP:
-            spin_until = now + _SLEEP_SPIN_NS
+            spin_until = now + (self.spin_ns if self.spin_ns else _SLEEP_SPIN_NS)
             if spin_until > until:
                 spin_until = until
             # Pause-spin briefly, then yield while spinning: if the peer shares this core
@@ -1704,12 +1713,6 @@ cdef class SharedRingCore(_RingCore):
                 if only_gating and KX_LOAD_ACQ(&s.pos) != gate:
                     live += 1
                     continue
-                if self.r.queue and KX_LOAD_ACQ(&s.end) != 0:
-                    # It died holding a take: finish it for it when its turn comes.
-                    if KX_LOAD_RLX(&s.pos) == KX_LOAD_ACQ(&self.r.h.done) \
-                            and kx_ring_repair_dead_take(&self.r):
-                        dead.append(s.pid)
-                    continue
                 expected = KX_SLOT_ACTIVE
                 if __atomic_compare_exchange_n(&s.state, &expected, KX_SLOT_REAPING, 0,
                                                __ATOMIC_SEQ_CST, __ATOMIC_RELAXED):
@@ -1876,23 +1879,7 @@ cdef class QueueCore(SharedRingCore):
     serialized, serialized with out-of-band buffers) and whose payload is the parts given to
     ``_put_parts``, laid end to end."""
 
-    cdef int taking              # a thread of this handle waits for its turn to finish a take
     cdef uint64_t sent
-
-    cdef inline int _before_take(self) except -1:
-        if self.taking:
-            self.busy += 1
-            with nogil:
-                while KX_LOAD_ACQ(&self.taking):
-                    sched_yield()
-            self.busy -= 1
-            self._check_open()
-        return 0
-
-    cdef int _finish_take(self, uint64_t start, uint64_t end, uint64_t frames) except -1:
-        while not kx_ring_try_done(&self.r, self.cons, start, end, frames):
-            self._await_turn(&self.r.h.done, start, &self.taking, True)
-        return 0
 
     cdef int _claim_item(self, uint64_t n, bint block, int64_t deadline,
                          uint64_t *start) except -1:
@@ -1977,6 +1964,10 @@ cdef class QueueCore(SharedRingCore):
                 PyBuffer_Release(&views[i])
             free(views)
 
+    def _set_spin(self, int64_t ns):
+        """How long this handle's "sleep" waits spin before sleeping on the futex."""
+        self.spin_ns = ns if ns > 0 else 0
+
     def _put_bytes(self, bytes data, uint32_t kind, bint block=True, timeout=None):
         """``_put_parts((data,), kind, ...)`` for one bytes object, the common case: the frame
         is written straight into the ring (through a bounce buffer only when it straddles the
@@ -2007,6 +1998,90 @@ cdef class QueueCore(SharedRingCore):
         __atomic_fetch_add(&self.r.h.unfinished, 1, __ATOMIC_SEQ_CST)
         self._publish(start, n, 1)
 
+    def _put_many_bytes(self, list datas, uint32_t kind, bint block=True, timeout=None):
+        """Puts each bytes object of datas as one item of the given kind, in order, with one
+        claim, one copy and one publish for as many as fit at a time. Returns how many were
+        put (all of them); raises RingFull with ``sent`` set when the timeout passes (or at
+        once without block) with some not put."""
+        cdef Py_ssize_t total = len(datas), done = 0, k, j
+        cdef uint64_t room, claim, need, n, start, pos, off, plen
+        cdef int64_t deadline = _deadline(timeout) if block else 0
+        cdef int64_t free_items
+        cdef object data
+        cdef unsigned char *dst
+        cdef unsigned char *tmp = NULL
+        cdef int64_t ts
+        for j in range(total):
+            data = datas[j]
+            if type(data) is not bytes:
+                raise TypeError(f"item {j} is {type(data).__name__}, not bytes")
+            plen = <uint64_t>PyBytes_GET_SIZE(data)
+            self._check_item_size(plen, kx_frame_size(0, 0, plen))
+        self._as_producer()
+        while done < total:
+            if KX_LOAD_RLX(&self.r.h.closed):
+                raise RingClosed("put to a closed queue")
+            claim = KX_LOAD_RLX(&self.r.h.claim)
+            kx_ring_has_room(&self.r, claim, self.r.capacity + 1)  # refresh the gate
+            room = self.r.capacity - (claim - self.r.gate_cache)
+            k = 0
+            need = 0
+            while done + k < total:
+                n = kx_frame_size(0, 0, <uint64_t>PyBytes_GET_SIZE(datas[done + k]))
+                if need + n > room:
+                    break
+                need += n
+                k += 1
+            if self.r.h.max_items and k:
+                free_items = <int64_t>KX_LOAD_ACQ(&self.r.h.items_free)
+                while k > 0 and k > free_items:
+                    k -= 1
+                    need -= kx_frame_size(0, 0, <uint64_t>PyBytes_GET_SIZE(datas[done + k]))
+            if k == 0 or not kx_ring_reserve_items(&self.r, <uint64_t>k):
+                if not block:
+                    exc = RingFull("the queue is full")
+                    exc.sent = done
+                    raise exc
+                try:
+                    self._wait(FOR_SPACE, kx_frame_size(
+                        0, 0, <uint64_t>PyBytes_GET_SIZE(datas[done])), deadline)
+                except RingFull as full:
+                    full.sent = done
+                    raise
+                continue
+            self._before_claim()
+            if not kx_ring_claim(&self.r, self.prod, need, &start):
+                kx_ring_unreserve_items(&self.r, <uint64_t>k)
+                continue
+            ts = _wall_ns()
+            pos = start
+            for j in range(done, done + k):
+                data = datas[j]
+                plen = <uint64_t>PyBytes_GET_SIZE(data)
+                n = kx_frame_size(0, 0, plen)
+                off = pos & self.r.mask
+                if off + n <= self.r.capacity:
+                    dst = self.r.data + off
+                else:
+                    tmp = <unsigned char *>malloc(n)
+                    if tmp == NULL:
+                        raise MemoryError()
+                    dst = tmp
+                kx_frame_write_header(dst, <uint32_t>n, 0, 0, <uint64_t>self.pid, self.sent,
+                                      ts, kind, 0, 0, <uint32_t>plen)
+                memcpy(dst + KX_HEADER_SIZE, PyBytes_AS_STRING(data), <size_t>plen)
+                kx_frame_seal(dst, <uint32_t>n)
+                if tmp != NULL:
+                    kx_ring_write(&self.r, pos, tmp, n)
+                    free(tmp)
+                    tmp = NULL
+                self.sent += 1
+                pos += n
+            __atomic_fetch_add(&self.r.h.unfinished, <uint64_t>k, __ATOMIC_SEQ_CST)
+            self._publish(start, need, <uint64_t>k)
+            done += k
+        return done
+
     def _take_one(self, bint block=True, timeout=None):
         """Takes one item and checks its frame: returns (bytearray holding the frame, kind,
         payload start, payload end)."""
@@ -2024,7 +2099,7 @@ cdef class QueueCore(SharedRingCore):
         else raises RingEmpty at once). Returns (frames end to end in a bytearray, so that
         objects rebuilt over it are writable, count)."""
         cdef int64_t deadline = _deadline(timeout) if block else 0
-        cdef uint64_t start, first, count, span, seen, written
+        cdef uint64_t start, first, count, span, written
         cdef int has_skips
         cdef kx_ring_status st
         cdef object out
@@ -2032,25 +2107,25 @@ cdef class QueueCore(SharedRingCore):
             raise ValueError("max_messages must be at least 1")
         self._as_consumer()
         while True:
-            self._before_take()
-            st = kx_ring_take(&self.r, self.cons, max_messages, UINT64_MAX_, &start, &first,
-                              &count, &span, &has_skips, &seen)
+            st = kx_ring_take_span(&self.r, max_messages, UINT64_MAX_, &start, &first, &count,
+                                   &span, &has_skips)
             if st == KX_RING_OK:
                 if count == 0:  # only skip records (a dead producer's claim): step over
-                    self._finish_take(start, first, 0)
+                    kx_ring_take_commit(&self.r, start, first, 0)
                     continue
                 out = PyByteArray_FromStringAndSize(NULL, <Py_ssize_t>span)
                 written = kx_ring_gather(&self.r, first, span,
                                          <unsigned char *>PyByteArray_AS_STRING(out), has_skips)
-                self._finish_take(start, first + span, count)
+                if not kx_ring_take_commit(&self.r, start, first + span, count):
+                    continue  # another consumer took them first: this copy may be torn
                 if written != span:
                     del out[written:]
                 return out, count
             if st != KX_RING_EMPTY:
-                self._corrupt(seen)
+                self._corrupt(start)
             if not block:
                 raise RingEmpty("the queue is empty")
-            self._wait(FOR_DATA, seen, deadline)
+            self._wait(FOR_DATA, start, deadline)
 
     def _task_done(self):
         """JoinableQueue.task_done: one fewer unfinished task; wakes join() at zero."""

@@ -108,13 +108,14 @@ typedef struct {
     uint32_t orphan_consumers; /* set when the last registered consumer died */
     uint32_t floor_seq;    /* overwrite rings: a seqlock over floor and floor_frames */
     uint8_t pad5[KX_LINE - 44];
-    /* line 6: queue rings: the next byte a consumer may take (consumers CAS on it) */
+    /* line 6: queue rings: the next byte a consumer may take (consumers CAS on it, after
+     * copying what they take); producers are gated by it */
     uint64_t take;
     uint8_t pad6[KX_LINE - 8];
-    /* line 7: queue rings: what consumers finished with, in take order; the item limit;
-     * JoinableQueue's count of unfinished tasks and its futex */
-    uint64_t done;         /* every byte below it was taken and copied out */
-    uint64_t frames_done;
+    /* line 7: queue rings: frames taken, the item limit; JoinableQueue's count of
+     * unfinished tasks and its futex */
+    uint64_t reserved7;
+    uint64_t frames_done;  /* frames taken */
     int64_t items_free;    /* max_items minus frames reserved by producers, not yet done */
     uint64_t unfinished;
     uint32_t join_seq;
@@ -437,8 +438,8 @@ static inline uint64_t kx_ring_gate(kx_ring *r, uint64_t *frames_out) {
         if (frames_out) *frames_out = frames;
         return gate;
     }
-    if (r->queue) { /* consumers share one position: what they are done with */
-        gate = KX_LOAD_ACQ(&r->h->done);
+    if (r->queue) { /* consumers share one position: what they have taken */
+        gate = KX_LOAD_ACQ(&r->h->take);
         if (frames_out) *frames_out = KX_LOAD_RLX(&r->h->frames_done);
         return gate;
     }
@@ -652,88 +653,52 @@ static inline int kx_ring_repair_dead_claim(kx_ring *r) {
 
 /* ---- queue rings: consumers share one read position ------------------------------------ */
 
-/* A queue ring hands each frame to one consumer. Consumers claim frames from `take` with a
- * compare-and-swap (after announcing the range in their slot, as producers do), copy them
- * out, and then advance `done` in take order; producers are gated by `done`. The lengths a
- * consumer walks before its CAS may be garbage if another consumer took those frames and
- * producers overwrote them meanwhile, but then `take` has moved and the CAS fails: `take`
- * only grows, so a CAS that succeeds proves no one took (and no producer overwrote) the
- * range since it was read. */
-static inline kx_ring_status kx_ring_take(kx_ring *r, kx_ring_slot *me, uint64_t max_messages,
-                                          uint64_t max_bytes, uint64_t *start, uint64_t *first,
-                                          uint64_t *count, uint64_t *span, int *has_skips,
-                                          uint64_t *seen) {
+/* A queue ring hands each frame to one consumer. A consumer reads `take` and `publish`,
+ * walks the frames in between, copies them out, and only then moves `take` past them with a
+ * compare-and-swap. Producers are gated by `take`, so nothing at or above it is ever
+ * overwritten, and `take` only grows: a CAS that succeeds proves that `take` stayed where
+ * the consumer read it the whole time, hence that what it walked and copied was intact. A
+ * CAS that fails (another consumer took those frames; the copy may be torn) throws the copy
+ * away and tries again. There is no step after the CAS, so a consumer that dies or is
+ * preempted never holds anything up: a dead consumer loses only what it had taken.
+ *
+ * kx_ring_take_span walks the frames and reports the span to copy; kx_ring_take_commit is
+ * the CAS (returns 1 when the frames are this consumer's). */
+static inline kx_ring_status kx_ring_take_span(kx_ring *r, uint64_t max_messages,
+                                               uint64_t max_bytes, uint64_t *start,
+                                               uint64_t *first, uint64_t *count,
+                                               uint64_t *span, int *has_skips) {
     for (;;) {
-        uint64_t t = KX_LOAD_ACQ(&r->h->take), p = KX_LOAD_ACQ(&r->h->publish), cur = t, end;
+        uint64_t t = KX_LOAD_ACQ(&r->h->take), p = KX_LOAD_ACQ(&r->h->publish), cur = t;
         kx_ring_status st;
-        *seen = t;
+        *start = t;
         if (t == p) return KX_RING_EMPTY;
         st = kx_ring_span(r, &cur, p, max_messages, max_bytes, count, span, has_skips);
         if (st == KX_RING_CORRUPT) {
-            if (KX_LOAD_ACQ(&r->h->take) != t) continue;
+            if (KX_LOAD_ACQ(&r->h->take) != t) continue; /* overtaken while walking */
             return KX_RING_CORRUPT;
         }
-        end = st == KX_RING_OK ? cur + *span : cur; /* EMPTY: only skip records */
-        if (st != KX_RING_OK) *count = 0;
-        KX_STORE_RLX(&me->pos, t);
-        __atomic_store_n(&me->end, end, __ATOMIC_SEQ_CST);
-        if (__atomic_compare_exchange_n(&r->h->take, &t, end, 0, __ATOMIC_SEQ_CST,
-                                        __ATOMIC_RELAXED)) {
-            *start = t;
-            *first = cur;
-            if (st != KX_RING_OK) *span = 0;
-            return KX_RING_OK;
+        if (st != KX_RING_OK) { /* only skip records (a dead producer's claim) */
+            *count = 0;
+            *span = 0;
         }
-        KX_STORE_REL(&me->end, 0);
+        *first = cur;
+        return KX_RING_OK;
     }
 }
 
-/* Marks the taken range [start, end) holding `frames` frames as done, once every earlier
- * range is. Returns 1, or 0 if an earlier consumer has not finished yet. */
-static inline int kx_ring_try_done(kx_ring *r, kx_ring_slot *me, uint64_t start, uint64_t end,
-                                   uint64_t frames) {
-    if (KX_LOAD_ACQ(&r->h->done) != start) return 0;
-    KX_STORE_RLX(&r->h->frames_done, KX_LOAD_RLX(&r->h->frames_done) + frames);
-    if (r->h->max_items && frames)
-        __atomic_fetch_add(&r->h->items_free, (int64_t)frames, __ATOMIC_SEQ_CST);
-    KX_STORE_REL(&r->h->done, end);
-    if (me != NULL) KX_STORE_REL(&me->end, 0);
+static inline int kx_ring_take_commit(kx_ring *r, uint64_t start, uint64_t end, uint64_t frames) {
+    uint64_t t = start;
+    if (!__atomic_compare_exchange_n(&r->h->take, &t, end, 0, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_RELAXED))
+        return 0;
+    if (frames) {
+        __atomic_fetch_add(&r->h->frames_done, frames, __ATOMIC_SEQ_CST);
+        if (r->h->max_items)
+            __atomic_fetch_add(&r->h->items_free, (int64_t)frames, __ATOMIC_SEQ_CST);
+    }
     kx_ring_notify(r, &r->h->space_seq, &r->h->space_waiters);
     return 1;
-}
-
-/* A consumer whose turn to finish has not come for a while: if the range `done` waits for
- * belongs to a consumer process that died (after taking it, before finishing), finishes it
- * on its behalf (its frames are lost with it, as if it had got them). Returns 1 if it did. */
-static inline int kx_ring_repair_dead_take(kx_ring *r) {
-    uint32_t i, n = r->h->max_consumers;
-    uint64_t d = KX_LOAD_ACQ(&r->h->done);
-    for (i = 0; i < n; i++) {
-        kx_ring_slot *s = kx_ring_consumer_slot(r, i);
-        uint64_t end, cur, frames = 0;
-        uint32_t expected = KX_SLOT_ACTIVE;
-        if (KX_LOAD_ACQ(&s->state) != KX_SLOT_ACTIVE) continue;
-        end = KX_LOAD_ACQ(&s->end);
-        if (end == 0 || KX_LOAD_RLX(&s->pos) != d) continue;
-        if (kx_slot_alive(s)) return 0; /* a live owner will finish */
-        if (end < d || end - d > r->capacity) return 0;
-        if (!__atomic_compare_exchange_n(&s->state, &expected, KX_SLOT_REAPING, 0,
-                                         __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
-            return 0;
-        for (cur = d; cur < end;) { /* count its frames: they are intact below `done` */
-            uint32_t word = kx_ring_ld32(r, cur);
-            uint32_t len = kx_ring_ld32(r, cur + (word == KX_SKIP_MAGIC ? 4 : 12));
-            if (len < 8 || len > end - cur) break;
-            if (word != KX_SKIP_MAGIC) frames++;
-            cur += len;
-        }
-        __atomic_fetch_add(&r->h->consumers_lost, 1, __ATOMIC_RELAXED);
-        KX_STORE_REL(&s->end, 0);
-        kx_ring_try_done(r, NULL, d, end, frames);
-        KX_STORE_REL(&s->state, KX_SLOT_FREE);
-        return 1;
-    }
-    return 0;
 }
 
 /* Queue rings with an item limit: reserves n items for a producer (0 when fewer are free). */

@@ -42,7 +42,6 @@ cdef extern from "kx_ring.h" nogil:
         uint32_t orphan_consumers
         uint32_t floor_seq
         uint64_t take
-        uint64_t done
         uint64_t frames_done
         int64_t items_free
         uint64_t unfinished
@@ -117,12 +116,10 @@ cdef extern from "kx_ring.h" nogil:
     int kx_ring_ready_to_write(kx_ring *r, uint64_t start, uint64_t need)
     void kx_ring_notify_data(kx_ring *r)
     void kx_futex_wake_all(uint32_t *word, int shared)
-    kx_ring_status kx_ring_take(kx_ring *r, kx_ring_slot *me, uint64_t max_messages,
-                                uint64_t max_bytes, uint64_t *start, uint64_t *first,
-                                uint64_t *count, uint64_t *span, int *has_skips, uint64_t *seen)
-    int kx_ring_try_done(kx_ring *r, kx_ring_slot *me, uint64_t start, uint64_t end,
-                         uint64_t frames)
-    int kx_ring_repair_dead_take(kx_ring *r)
+    kx_ring_status kx_ring_take_span(kx_ring *r, uint64_t max_messages, uint64_t max_bytes,
+                                     uint64_t *start, uint64_t *first, uint64_t *count,
+                                     uint64_t *span, int *has_skips)
+    int kx_ring_take_commit(kx_ring *r, uint64_t start, uint64_t end, uint64_t frames)
     int kx_ring_reserve_items(kx_ring *r, uint64_t n)
     void kx_ring_unreserve_items(kx_ring *r, uint64_t n)
 

@@ -988,3 +988,384 @@ __all__ = [
     "serve_stream",
     "stream_payloads",
 ]
+
+
+# ------------------------------------------------------------------------- the queue suite
+#
+# The queue suite (`kaelix.bench.suites.queue`) moves items through a `kaelix.Queue` and
+# through the peer queues between P producer and M consumer processes (1->1, 4->1, 4->4),
+# with the same loops for every contender, `produce_items` and `consume_items`, served by
+# `serve_queue` and driven by a `QueueGroup`. Each consumer takes exactly its share of the
+# items (so no end marker has to pass through the queue, and no consumer looks at an item
+# to know whether to stop), sums a key of each (its first element) as a checksum, and
+# stamps its first receipt and its last; the trial's time runs from the earliest first
+# receipt to the latest last one. As above, kaelix and the peers are imported inside the
+# functions that use them.
+
+QueueKind = Literal["kaelix", "multiprocessing", "faster_fifo"]
+
+QUEUE_ITEMS = 1024
+"""Distinct items each producer has: it sends them in order, over and over (one per call,
+or all of them in one batch call); a batched consumer takes at most this many per call."""
+
+TUPLE_ITEM = 0
+"""`QueueItems.size` of the small pickled object: a 5-tuple of ints, ``(j,) * 5``, as in
+faster-fifo's own comparison."""
+
+
+@dataclass(frozen=True)
+class QueueItems:
+    """What every producer sends: `QUEUE_ITEMS` distinct items, 5-tuples of ints
+    (``size == TUPLE_ITEM``) or ``size``-byte ``bytes`` (at least 8: the index in the first
+    eight, as `stream_payloads`). Distinct objects, so a pickling peer cannot send a repeated
+    one as a memo reference when it pickles a list of them."""
+
+    size: int
+
+    def make(self) -> list[Any]:
+        """The items, in the order a producer sends them."""
+        if self.size == TUPLE_ITEM:
+            return [(j,) * 5 for j in range(QUEUE_ITEMS)]
+        return list(stream_payloads(self.size, QUEUE_ITEMS))
+
+
+def item_checksum(items: Sequence[Any]) -> int:
+    """The checksum a consumer keeps: the sum of each item's first element (the index for
+    a tuple, the index's low byte for bytes)."""
+    return sum(item[0] for item in items)
+
+
+@dataclass(frozen=True)
+class QueueChannel:
+    """What the queue suite's workers talk through: the queue itself (a `kaelix.Queue`
+    pickles as its shared-memory name; the peers' queues are handed over when the workers
+    are spawned). ``batch_limit`` is the most items a batched consumer asks for at once."""
+
+    kind: QueueKind
+    handle: Any
+    batch_limit: int = QUEUE_ITEMS
+
+
+@dataclass(frozen=True)
+class QueueEnd:
+    """A queue's calls in the shape `produce_items` and `consume_items` use: ``put`` /
+    ``get`` one item; ``put_batch`` a list of items and ``get_batch(limit)`` at most
+    ``limit`` items as a list (``multiprocessing.Queue`` has no batch call: a batch is one
+    list per ``put``, and ``get`` returns it whole, whatever the limit)."""
+
+    put: Callable[[Any], Any]
+    get: Callable[[], Any]
+    put_batch: Callable[[list[Any]], Any]
+    get_batch: Callable[[int], list[Any]]
+    close: Callable[[], object]
+
+
+@dataclass(frozen=True)
+class QueueReceipt:
+    """What one consumer saw in a trial: when it received its first and its last item
+    (``time.perf_counter_ns``), how many items its first receipt held, how many it received
+    in all, and the sum of their first elements."""
+
+    first_ns: int
+    last_ns: int
+    first_count: int
+    received: int
+    checksum: int
+
+
+def queue_end(channel: QueueChannel) -> QueueEnd:
+    """This process's calls on ``channel`` (its ``close`` closes this process's handle)."""
+    queue = channel.handle
+    if channel.kind == "kaelix":
+        get_many = queue.get_many
+
+        def get_batch(limit: int) -> list[Any]:
+            return get_many(limit)  # type: ignore[no-any-return]
+
+        return QueueEnd(queue.put, queue.get, queue.put_many, get_batch, queue.close)
+    if channel.kind == "multiprocessing":
+
+        def get_list(limit: int) -> list[Any]:
+            return queue.get()  # type: ignore[no-any-return]
+
+        return QueueEnd(queue.put, queue.get, queue.put, get_list, queue.close)
+    get_many = queue.get_many
+
+    def get_fifo(limit: int) -> list[Any]:
+        return get_many(max_messages_to_get=limit)  # type: ignore[no-any-return]
+
+    return QueueEnd(queue.put, queue.get, queue.put_many, get_fifo, queue.close)
+
+
+def produce_items(end: QueueEnd, items: list[Any], n: int, form: Form) -> int:
+    """Send ``n`` items (a multiple of ``len(items)``): ``items`` in order, over and over,
+    one per ``put``, or all of them per ``put_batch``."""
+    rounds = n // len(items)
+    if form == "one":
+        put = end.put
+        for _ in itertools.repeat(None, rounds):
+            for item in items:
+                put(item)
+    else:
+        put_batch = end.put_batch
+        for _ in itertools.repeat(None, rounds):
+            put_batch(items)
+    return rounds * len(items)
+
+
+def consume_items(end: QueueEnd, share: int, form: Form, limit: int) -> QueueReceipt:
+    """Receive exactly ``share`` items, one per ``get`` or at most ``limit`` (and never more
+    than are still to come) per ``get_batch``, summing their first elements; stamp the first
+    receipt and the last."""
+    import operator
+
+    clock = time.perf_counter_ns
+    if form == "one":
+        get = end.get
+        checksum = get()[0]
+        first = clock()
+        for _ in itertools.repeat(None, share - 1):
+            checksum += get()[0]
+        return QueueReceipt(first, clock(), 1, share, checksum)
+    get_batch, key = end.get_batch, operator.itemgetter(0)
+    got = get_batch(min(limit, share))
+    first = clock()
+    first_count = received = len(got)
+    checksum = sum(map(key, got))
+    while received < share:
+        got = get_batch(min(limit, share - received))
+        received += len(got)
+        checksum += sum(map(key, got))
+    return QueueReceipt(first, clock(), first_count, received, checksum)
+
+
+def _run_queue_command(
+    role: Role, end: QueueEnd, items: list[Any], limit: int, command: str, args: list[Any]
+) -> object:
+    if command != "throughput":
+        raise ValueError(f"unknown command {command!r}")
+    n, form = args
+    if role == "producer":
+        return produce_items(end, items, n, form)
+    return consume_items(end, n, form, limit)
+
+
+def serve_queue(role: Role, conn: Connection, channel: QueueChannel, spec: QueueItems) -> None:
+    """A queue suite worker: open its end of the queue, say ``ready``, then answer
+    ``("throughput", n, form)`` with the count `produce_items` sent (a producer) or
+    `consume_items`'s receipt (a consumer, ``n`` its share), until told to ``stop``. Every
+    reply is ``("ok", result)`` or ``("error", traceback)``."""
+
+    def start() -> tuple[Callable[[str, list[Any]], object], Callable[[], object]]:
+        items = spec.make()
+        end = queue_end(channel)
+        run = functools.partial(_run_queue_command, role, end, items, channel.batch_limit)
+        return run, end.close
+
+    _serve_commands(conn, start)
+
+
+class QueueGroup:
+    """``producers`` producer and ``consumers`` consumer processes around a queue, served by
+    `serve_queue`, ready for trials; the bench process keeps its own handle of the queue
+    (``channel.handle``) to check it is empty after each trial.
+
+    The first worker is spawned alone (its import of kaelix runs any pending build of an
+    editable install), the others together once it is ready. `close` stops them
+    (terminating a worker that does not stop), then runs ``on_close``. Use it as a context
+    manager or call `close`.
+    """
+
+    def __init__(
+        self,
+        channel: QueueChannel,
+        spec: QueueItems,
+        producers: int,
+        consumers: int,
+        *,
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
+        import multiprocessing
+
+        if producers < 1 or consumers < 1:
+            raise ValueError(f"need producers and consumers; got {producers}->{consumers}")
+        self.channel = channel
+        self.spec = spec
+        self.items = spec.make()
+        self.producers = producers
+        self.consumers = consumers
+        self._on_close = on_close
+        self._workers: dict[str, tuple[BaseProcess, Connection]] = {}
+        context = multiprocessing.get_context(START_METHOD)
+        names = [f"consumer-{i}" for i in range(consumers)]
+        names += [f"producer-{i}" for i in range(producers)]
+        try:
+            for batch in (names[:1], names[1:]):
+                for name in batch:
+                    ours, theirs = context.Pipe()
+                    role = "consumer" if name.startswith("consumer") else "producer"
+                    process = context.Process(
+                        target=serve_queue,
+                        args=(role, theirs, channel, spec),
+                        name=f"kaelix-bench-queue-{name}",
+                        daemon=True,
+                    )
+                    process.start()
+                    theirs.close()
+                    self._workers[name] = (process, ours)
+                self._replies(batch, START_TIMEOUT_S, expect="ready")
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> QueueGroup:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _reply(self, name: str, expect: str) -> Any:
+        process, conn = self._workers[name]
+        try:
+            status, value = conn.recv()
+        except EOFError:
+            raise WorkerError(f"the {name} process exited (status {process.exitcode})") from None
+        if status == "error":
+            raise WorkerError(f"the {name} process failed:\n{value}")
+        if status != expect:
+            raise WorkerError(f"the {name} process answered {status!r}, expected {expect!r}")
+        return value
+
+    def _replies(
+        self, names: Sequence[str], timeout_s: float, expect: str = "ok"
+    ) -> dict[str, Any]:
+        """The replies of the workers ``names``, taken as they come, so a worker that fails
+        is reported at once rather than after the others' timeout."""
+        from multiprocessing.connection import wait
+
+        pending = {self._workers[name][1]: name for name in names}
+        replies: dict[str, Any] = {}
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                late = ", ".join(sorted(pending.values()))
+                raise WorkerError(f"no answer within {timeout_s:g} s from: {late}")
+            # A worker that exited closes its end of the pipe, which wait() reports as ready.
+            for conn in wait(list(pending), min(remaining, _POLL_S)):
+                name = pending.pop(conn)  # type: ignore[call-overload]
+                replies[name] = self._reply(name, expect)
+        return replies
+
+    def expected_checksum(self, n: int) -> int:
+        """The sum of the first elements of ``n`` items sent as `produce_items` sends them."""
+        return n // len(self.items) * item_checksum(self.items)
+
+    def throughput(self, n: int, form: Form) -> float:
+        """One trial of ``n`` items (a multiple of ``len(items)`` times producers and
+        consumers): each producer sends ``n / producers``, each consumer takes
+        ``n / consumers``; checks that the consumers got ``n`` items with the expected
+        checksum and the queue is left empty. Returns the nanoseconds ``n`` items take at the
+        rate the consumers saw together: the items after the earliest first receipt over the
+        time from it to the latest last receipt."""
+        unit = len(self.items) * self.producers * self.consumers
+        if n <= 0 or n % unit:
+            raise ValueError(f"a trial moves a positive multiple of {unit} items; got {n}")
+        consumers = [name for name in self._workers if name.startswith("consumer")]
+        producers = [name for name in self._workers if name.startswith("producer")]
+        for name in consumers:
+            self._workers[name][1].send(("throughput", n // self.consumers, form))
+        for name in producers:
+            self._workers[name][1].send(("throughput", n // self.producers, form))
+        replies = self._replies([*consumers, *producers], 60.0 + n * 1e-4)
+        receipts: list[QueueReceipt] = [replies[name] for name in consumers]
+        sent = sum(replies[name] for name in producers)
+        received = sum(receipt.received for receipt in receipts)
+        if sent != n or received != n:
+            raise AssertionError(f"{sent:,} items sent and {received:,} received; expected {n:,}")
+        checksum = sum(receipt.checksum for receipt in receipts)
+        if checksum != self.expected_checksum(n):
+            raise AssertionError(
+                f"the items received sum to {checksum:,}; expected {self.expected_checksum(n):,}"
+            )
+        if not self.channel.handle.empty():
+            raise AssertionError("items are left in the queue after every consumer had its share")
+        earliest = min(receipts, key=lambda receipt: receipt.first_ns)
+        last_ns = max(receipt.last_ns for receipt in receipts)
+        timed = n - earliest.first_count
+        if timed <= 0 or last_ns <= earliest.first_ns:
+            raise ValueError(f"{n} items arrived in one receipt: too few to time; send more")
+        return float((last_ns - earliest.first_ns) * n / timed)
+
+    def close(self) -> None:
+        """Stop every worker (terminate one that does not stop within 5 s), then run
+        ``on_close``. Safe to call more than once."""
+        try:
+            for process, conn in self._workers.values():
+                if process.is_alive():
+                    with contextlib.suppress(OSError):
+                        conn.send(("stop",))
+            for process, conn in self._workers.values():
+                process.join(5.0)
+                if process.is_alive():
+                    process.terminate()
+                    process.join(5.0)
+                if process.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
+                    process.kill()
+                    process.join()
+                process.close()
+                conn.close()
+        finally:
+            self._workers.clear()
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
+
+
+def open_queue_group(
+    kind: QueueKind, spec: QueueItems, producers: int, consumers: int, *, capacity: int
+) -> QueueGroup:
+    """Create a queue of ``kind`` holding ``capacity`` bytes (``kaelix.Queue(capacity_bytes=
+    capacity)``, ``faster_fifo.Queue(capacity)``; a ``multiprocessing.Queue`` is unbounded)
+    and start ``producers`` producers and ``consumers`` consumers around it. faster-fifo
+    gets its fastest fair serializer: ``pickle.dumps`` / ``pickle.loads`` for tuples (its
+    default methods make a ``ForkingPickler`` and copy its buffer), and the bytes as they are
+    for bytes (``multiprocessing.Queue`` pickles everything; kaelix puts ``bytes`` as they
+    are on its own)."""
+    queue: Any
+    if kind == "kaelix":
+        import kaelix
+
+        queue = kaelix.Queue(capacity_bytes=capacity)
+    elif kind == "multiprocessing":
+        import multiprocessing
+
+        queue = multiprocessing.get_context(START_METHOD).Queue()
+    else:
+        import pickle
+
+        import faster_fifo
+
+        if spec.size == TUPLE_ITEM:
+            queue = faster_fifo.Queue(capacity, loads=pickle.loads, dumps=pickle.dumps)
+        else:
+            queue = faster_fifo.Queue(capacity, loads=bytes, dumps=frame_bytes)
+    return QueueGroup(QueueChannel(kind, queue), spec, producers, consumers, on_close=queue.close)
+
+
+__all__ += [
+    "QUEUE_ITEMS",
+    "TUPLE_ITEM",
+    "QueueChannel",
+    "QueueEnd",
+    "QueueGroup",
+    "QueueItems",
+    "QueueKind",
+    "QueueReceipt",
+    "consume_items",
+    "item_checksum",
+    "open_queue_group",
+    "produce_items",
+    "queue_end",
+    "serve_queue",
+]

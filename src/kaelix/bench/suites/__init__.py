@@ -22,6 +22,7 @@ SUITES: dict[str, str] = {
     "stream": "kaelix.bench.suites.stream",
     "validate": "kaelix.bench.suites.validate",
     "hdr": "kaelix.bench.suites.hdr",
+    "queue": "kaelix.bench.suites.queue",
 }
 """Suite name -> module defining ``SUITE``, in the order a full run goes through them."""
 
