@@ -375,15 +375,15 @@ class Queue:
     def _put_each(self, items: Iterable[Any], raw: bool, block: bool, timeout: float | None) -> int:
         self._check_closed()
         wait = _timeout(block, timeout)
-        small: list[bytes] = []  # serialized items not yet put, in order
-        kind = _RAW if raw else _SERIAL
+        small: list[bytes] = []  # consecutive small items of one kind, not yet put
+        small_kind = _RAW
         sent = 0
 
         def flush() -> None:
             nonlocal sent
             if small:
                 try:
-                    sent += self._core._put_many_bytes(small, kind, block, wait)
+                    sent += self._core._put_many_bytes(small, small_kind, block, wait)
                 except RingFull as exc:
                     sent += getattr(exc, "sent", 0)
                     raise QueueFull(f"Queue {self!r} is full after {sent} items", sent) from None
@@ -392,24 +392,22 @@ class Queue:
         for obj in items:
             if raw:
                 parts: tuple[Any, ...] = (obj if type(obj) is bytes else bytes(obj),)
-                one_kind = _RAW
+                kind = _RAW
             else:
                 try:
-                    parts, one_kind = self._dump(obj)
+                    parts, kind = self._dump(obj)
                 except Exception as exc:
                     self._on_queue_feeder_error(exc, obj)
                     continue
-            if (
-                one_kind == kind
-                and len(parts) == 1
-                and type(parts[0]) is bytes
-                and len(parts[0]) <= self._small
-            ):
+            if len(parts) == 1 and type(parts[0]) is bytes and len(parts[0]) <= self._small:
+                if small and kind != small_kind:
+                    flush()
+                small_kind = kind
                 small.append(parts[0])  # the common case: one claim for many
                 continue
             flush()
             try:
-                self._put(parts, one_kind, block, wait)
+                self._put(parts, kind, block, wait)
             except RingFull:
                 raise QueueFull(f"Queue {self!r} is full after {sent} items", sent) from None
             sent += 1
