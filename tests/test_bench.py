@@ -48,7 +48,8 @@ from kaelix.bench._runner import (
     summarise_latency,
 )
 from kaelix.bench._runner import measure_contender as _measure_contender
-from kaelix.bench.suites import ring, stream, validate
+from kaelix.bench.suites import SUITES, codec, hdr, load_suite, ring, stream, validate
+from kaelix.bench.suites import queue as bench_queue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -957,10 +958,157 @@ def test_size_and_messages_reach_the_suites_and_are_recorded(
     out = tmp_path / "sized.json"
     tiny = ["codec", "-k", "crc32c 64 B", *TINY, "--plain", "--size", "64", "--messages", "10"]
     assert main([*tiny, "--json", str(out)]) == 0
-    assert "note: --size is ignored by codec\n" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # codec reads --size (its message cases) but moves no fixed number of messages.
+    assert "note: --messages is ignored by codec\n" in err
+    assert "--size is ignored" not in err
     data = json.loads(out.read_text(encoding="utf-8"))
     check_schema(data)
     assert (data["settings"]["size"], data["settings"]["messages"]) == (64, 10)
+
+
+def test_each_suite_declares_the_options_it_honours() -> None:
+    declared = {name: load_suite(name).options for name in SUITES}
+    assert declared == {
+        "codec": ("size",),
+        "ring": ("size", "messages"),
+        "stream": ("size", "messages"),
+        "validate": ("messages",),
+        "hdr": ("messages",),
+        "queue": ("size", "messages"),
+    }
+
+
+def test_size_and_messages_change_the_cases_they_name() -> None:
+    config = SuiteConfig(size=128, messages=5_000)
+    assert [case.name for case in ring.cases(config)] == [
+        name.replace("(64 B)", "(128 B)").replace("pop_batch 64 B", "pop_batch 128 B")
+        for name in RING_CASES
+    ]
+    assert [case.name for case in stream.cases(config)] == [
+        name.replace("(64 B)", "(128 B)") for name in STREAM_CASES
+    ]
+    assert [case.name for case in codec.cases(config)] == [
+        name.replace("(64 B)", "(128 B)").replace(" 64 B (N=", " 128 B (N=") for name in CODEC_CASES
+    ]
+    queue_names = [case.name for case in bench_queue.cases(SuiteConfig(quick=False, size=1500))]
+    assert len(queue_names) == 12 and len(set(queue_names)) == 12
+    assert sum("(1,500 B bytes)" in name for name in queue_names) == 6
+    assert sum("(5-tuple of ints)" in name for name in queue_names) == 6
+    quick_queue = bench_queue.cases(SuiteConfig(size=128, messages=5_000))
+    assert [case.name for case in quick_queue][
+        -1
+    ] == "4\u21924 processes, one item per call (128 B bytes)"
+    assert quick_queue[0].note.startswith("5,120 items per trial")  # whole rounds of 1,024
+
+    # Every trial that moves a fixed number of messages moves --messages of them.
+    notes = [case.note for case in ring.cases(config)]
+    assert "5,000 messages per trial" in notes[3] and "5,120 messages per trial" in notes[4]
+    assert all(note.startswith("5,000 messages per trial") for note in notes[5:])
+    assert "5,120 messages per trial" in stream.cases(config)[3].note
+    assert validate.cases(SuiteConfig(messages=50_000))[0].name == "check_delivery 50,000 messages"
+    assert hdr.cases(SuiteConfig(messages=1_000))[0].name == "bulk record 1,000 values"
+
+    # The absolute DESIGN.md bars hold at 64 B only; the relative ones at any size.
+    pairs = ring.cases(config)[0]
+    assert [bar.text for bar in pairs.bars] == ["\u2265 15\u00d7 queue.Queue"]
+    assert [bar.kind for bar in ring.cases(config)[1].bars] == ["min_memcpy_fraction"]
+    # --size 4096: the batched 4 KiB case is the payload's own, not a second one.
+    assert sum("pop_batch 4 KiB" in c.name for c in ring.cases(SuiteConfig(size=4096))) == 1
+
+
+@pytest.mark.parametrize(
+    ("suite", "option", "value", "message"),
+    [
+        (
+            "ring",
+            "--size",
+            "4097",
+            "--size must be a whole number of bytes from 1 to 4,096 for the ring suite",
+        ),
+        (
+            "stream",
+            "--size",
+            "100000",
+            "--size must be a whole number of bytes from 1 to 4,096 for the stream suite",
+        ),
+        (
+            "queue",
+            "--size",
+            "8192",
+            "--size must be a whole number of bytes from 1 to 4,096 for the queue suite",
+        ),
+        (
+            "codec",
+            "--size",
+            "65536",
+            "--size must be a whole number of bytes from 1 to 4,096 for the codec suite",
+        ),
+        (
+            "validate",
+            "--messages",
+            "100",
+            "--messages must be a whole number >= 5,120 for the validate suite; got 100",
+        ),
+        ("ring", "--messages", "0", "--messages: expected a whole number >= 1, got 0"),
+        ("ring", "--size", "-1", "--size: expected a whole number >= 1, got -1"),
+    ],
+)
+def test_bad_size_or_messages_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], suite: str, option: str, value: str, message: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([suite, option, value, *TINY, "--plain"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_tiny_run_with_size_128_moves_frames_of_56_plus_128_bytes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "size.json"
+    assert main(["ring", "-k", "push", *TINY, "--plain", "--size", "128", "--json", str(out)]) == 0
+    assert "is ignored" not in capsys.readouterr().err
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["settings"]["size"] == 128
+    results = {case["case"]: case for case in data["results"]}
+    assert list(results) == [
+        "push+pop one message (128 B)",
+        "push_batch+pop_batch 128 B (1,024 frames)",
+        "push_batch+pop_batch 4 KiB (1,024 frames)",
+    ]
+    frame = 56 + 128
+    for name, messages, nbytes in (
+        ("push+pop one message (128 B)", 100, 100 * frame),
+        ("push_batch+pop_batch 128 B (1,024 frames)", 1024, 1024 * frame),
+        ("push_batch+pop_batch 4 KiB (1,024 frames)", 1024, 1024 * (56 + 4096)),
+    ):
+        for contender in results[name]["contenders"]:
+            assert contender["status"] == "ok", (name, contender["name"], contender["reason"])
+            assert (contender["messages_per_op"], contender["bytes_per_op"]) == (messages, nbytes)
+
+
+def test_messages_sets_the_messages_of_a_cross_process_trial() -> None:
+    before = _bench_segments()
+    suite = Suite(
+        "ring",
+        "tiny ring suite",
+        functools.partial(ring.cases, sizes=TINY_RING),
+        options=("size", "messages"),
+    )
+    result = run([suite], repeat=1, trial_ms=0.5, select="one message", size=128, messages=2048)
+    assert [case.case for case in result.results] == [
+        "push+pop one message (128 B)",
+        "1\u21921 processes, one message per call (128 B)",
+    ]
+    assert not result.errors, [(c.case, r.name, r.reason) for c, r in result.errors]
+    cross = result.results[1]
+    _assert_ran_or_skipped(cross)
+    _assert_cross_process_trials(cross, 2048, 56 + 128)
+    assert result.results[0].kaelix is not None
+    assert result.results[0].kaelix.messages_per_op == TINY_RING.pairs_per_call  # calibrated
+    assert multiprocessing.active_children() == []
+    assert _bench_segments() <= before
 
 
 def test_close_runs_when_a_trial_fails() -> None:

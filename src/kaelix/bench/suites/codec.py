@@ -23,6 +23,8 @@ from typing import Any
 
 import kaelix
 from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
+from kaelix.bench.suites._options import payload_size as _payload_size
+from kaelix.bench.suites._options import size_label
 
 PAYLOAD_SIZE = 64
 BATCH_SIZE = 10_000
@@ -37,6 +39,11 @@ MessageFields = tuple[bytes, bytes | None, dict[str, bytes], int, int, int, int]
 carries, and what the msgspec struct is built from."""
 
 MESSAGE_SHAPE = f"{PAYLOAD_SIZE} B payload, 8 B key, no headers"
+
+
+def message_shape(payload_size: int = PAYLOAD_SIZE) -> str:
+    """The note of the message cases: the messages' shape."""
+    return f"{size_label(payload_size)} payload, 8 B key, no headers"
 
 
 def message_fields(count: int, payload_size: int = PAYLOAD_SIZE) -> list[MessageFields]:
@@ -99,70 +106,74 @@ def _expect(condition: bool, what: str) -> None:
 
 def _one_message(
     operation: str,
+    payload: int,
     roundtrip: Callable[[], object],
     encode: Callable[[], object],
     decode: Callable[[], object],
 ) -> Workload:
     """The workload for one operation, from a contender's three prepared calls."""
     calls = {"roundtrip": roundtrip, "encode": encode, "decode": decode}
-    return Workload(calls[operation], messages=1, nbytes=PAYLOAD_SIZE)
+    return Workload(calls[operation], messages=1, nbytes=payload)
 
 
-def _kaelix_one(operation: str) -> Workload:
-    message = kaelix_message(message_fields(1)[0])
+def _kaelix_one(operation: str, payload: int) -> Workload:
+    message = kaelix_message(message_fields(1, payload)[0])
     encode, decode = kaelix.encode, kaelix.decode
     frame = encode(message)
     _expect(decode(frame) == message, "kaelix.decode(kaelix.encode(m)) == m")
     return _one_message(
         operation,
+        payload,
         lambda: decode(encode(message)),
         functools.partial(encode, message),
         functools.partial(decode, frame),
     )
 
 
-def _msgspec_one(operation: str) -> Workload:
+def _msgspec_one(operation: str, payload: int) -> Workload:
     import msgspec
 
     struct_type = msgspec_struct()
-    value = struct_type(*message_fields(1)[0])
+    value = struct_type(*message_fields(1, payload)[0])
     encode = msgspec.msgpack.Encoder().encode
     decode = msgspec.msgpack.Decoder(type=struct_type).decode
     buffer = encode(value)
     _expect(decode(buffer) == value, "msgspec round trip")
     return _one_message(
         operation,
+        payload,
         lambda: decode(encode(value)),
         functools.partial(encode, value),
         functools.partial(decode, buffer),
     )
 
 
-def _pickle_one(operation: str) -> Workload:
-    value = message_fields(1)[0]
+def _pickle_one(operation: str, payload: int) -> Workload:
+    value = message_fields(1, payload)[0]
     dumps, loads = pickle.dumps, pickle.loads
     buffer = dumps(value, PICKLE_PROTOCOL)
     _expect(loads(buffer) == value, "pickle round trip")
     return _one_message(
         operation,
+        payload,
         lambda: loads(dumps(value, PICKLE_PROTOCOL)),
         functools.partial(dumps, value, PICKLE_PROTOCOL),
         functools.partial(loads, buffer),
     )
 
 
-def _one_message_contenders(operation: str) -> tuple[Contender, ...]:
+def _one_message_contenders(operation: str, payload: int) -> tuple[Contender, ...]:
     return (
-        Contender("kaelix", lambda: _kaelix_one(operation), role="kaelix"),
+        Contender("kaelix", lambda: _kaelix_one(operation, payload), role="kaelix"),
         Contender(
             "msgspec",
-            lambda: _msgspec_one(operation),
+            lambda: _msgspec_one(operation, payload),
             requires=("msgspec",),
             note="msgspec.msgpack Encoder and Decoder(type=...) reused, frozen array_like Struct",
         ),
         Contender(
             "pickle",
-            lambda: _pickle_one(operation),
+            lambda: _pickle_one(operation, payload),
             note=f"a tuple of the fields, protocol {PICKLE_PROTOCOL}",
         ),
     )
@@ -171,8 +182,8 @@ def _one_message_contenders(operation: str) -> tuple[Contender, ...]:
 # ------------------------------------------------------------------------------- batches
 
 
-def _kaelix_batch(operation: str) -> Workload:
-    messages = [kaelix_message(fields) for fields in message_fields(BATCH_SIZE)]
+def _kaelix_batch(operation: str, payload: int) -> Workload:
+    messages = [kaelix_message(fields) for fields in message_fields(BATCH_SIZE, payload)]
     buffer = kaelix.encode_batch(messages)
     _expect(kaelix.decode_batch(buffer) == messages, "kaelix.decode_batch(encode_batch(ms))")
     call: Callable[[], object]
@@ -188,14 +199,14 @@ def _kaelix_batch(operation: str) -> Workload:
         batch = kaelix.MessageBatch.from_messages(messages)
         _expect(len(batch) == BATCH_SIZE, "len(MessageBatch.from_messages(ms)) == N")
         call = functools.partial(kaelix.MessageBatch.from_messages, messages)
-    return Workload(call, messages=BATCH_SIZE, nbytes=BATCH_SIZE * PAYLOAD_SIZE)
+    return Workload(call, messages=BATCH_SIZE, nbytes=BATCH_SIZE * payload)
 
 
-def _msgspec_batch(operation: str) -> Workload:
+def _msgspec_batch(operation: str, payload: int) -> Workload:
     import msgspec
 
     struct_type = msgspec_struct()
-    values = [struct_type(*fields) for fields in message_fields(BATCH_SIZE)]
+    values = [struct_type(*fields) for fields in message_fields(BATCH_SIZE, payload)]
     encoder = msgspec.msgpack.Encoder()
     decoder = msgspec.msgpack.Decoder(type=list[struct_type])  # type: ignore[valid-type]
     buffer = encoder.encode(values)
@@ -205,11 +216,11 @@ def _msgspec_batch(operation: str) -> Workload:
         call = functools.partial(encoder.encode, values)
     else:
         call = functools.partial(decoder.decode, buffer)
-    return Workload(call, messages=BATCH_SIZE, nbytes=BATCH_SIZE * PAYLOAD_SIZE)
+    return Workload(call, messages=BATCH_SIZE, nbytes=BATCH_SIZE * payload)
 
 
-def _pickle_batch(operation: str) -> Workload:
-    values = message_fields(BATCH_SIZE)
+def _pickle_batch(operation: str, payload: int) -> Workload:
+    values = message_fields(BATCH_SIZE, payload)
     buffer = pickle.dumps(values, PICKLE_PROTOCOL)
     _expect(pickle.loads(buffer) == values, "pickle list round trip")
     call: Callable[[], object]
@@ -217,21 +228,23 @@ def _pickle_batch(operation: str) -> Workload:
         call = functools.partial(pickle.dumps, values, PICKLE_PROTOCOL)
     else:
         call = functools.partial(pickle.loads, buffer)
-    return Workload(call, messages=BATCH_SIZE, nbytes=BATCH_SIZE * PAYLOAD_SIZE)
+    return Workload(call, messages=BATCH_SIZE, nbytes=BATCH_SIZE * payload)
 
 
-def _batch_contenders(kaelix_operation: str, peer_operation: str) -> tuple[Contender, ...]:
+def _batch_contenders(
+    kaelix_operation: str, peer_operation: str, payload: int
+) -> tuple[Contender, ...]:
     return (
-        Contender("kaelix", lambda: _kaelix_batch(kaelix_operation), role="kaelix"),
+        Contender("kaelix", lambda: _kaelix_batch(kaelix_operation, payload), role="kaelix"),
         Contender(
             "msgspec",
-            lambda: _msgspec_batch(peer_operation),
+            lambda: _msgspec_batch(peer_operation, payload),
             requires=("msgspec",),
             note="batches: a list of the same Structs, reused Encoder/Decoder; no checksum",
         ),
         Contender(
             "pickle",
-            lambda: _pickle_batch(peer_operation),
+            lambda: _pickle_batch(peer_operation, payload),
             note=f"batches: a list of field tuples, protocol {PICKLE_PROTOCOL}; no checksum",
         ),
     )
@@ -295,47 +308,56 @@ _TEN_GB_S = Bar("\u2265 10 GB/s", "min_bytes_per_s", 10e9)
 
 
 def cases(config: SuiteConfig) -> Sequence[Case]:
-    """The codec cases (the same in quick and full mode: the bars are set at these sizes)."""
-    del config  # one set of sizes: the DESIGN.md bars are defined at them
-    batch = f"{PAYLOAD_SIZE} B (N={BATCH_SIZE:,})"
+    """The codec cases (the same in quick and full mode).
+
+    ``config.size`` (``--size``) sets the payload of the message and batch cases (64 B by
+    default); the CRC32C cases keep their fixed sizes. The DESIGN.md bars of the message
+    and batch cases are set at 64 B: the relative one (against msgspec) is checked at any
+    size, the absolute ones (msg/s) only at 64 B. Batches always hold `BATCH_SIZE` messages
+    (each timed in a calibrated loop), so ``--messages`` does not apply."""
+    payload = _payload_size(config, PAYLOAD_SIZE, "codec")
+    label = size_label(payload)
+    shape = message_shape(payload)
+    rate = (_TWENTY_M_MSG_S,) if payload == PAYLOAD_SIZE else ()
+    batch = f"{label} (N={BATCH_SIZE:,})"
     return (
         Case(
-            f"encode+decode one message ({PAYLOAD_SIZE} B)",
-            _one_message_contenders("roundtrip"),
+            f"encode+decode one message ({label})",
+            _one_message_contenders("roundtrip", payload),
             bars=(_FASTER_THAN_MSGSPEC,),
-            note=MESSAGE_SHAPE,
+            note=shape,
         ),
         Case(
-            f"encode one message ({PAYLOAD_SIZE} B)",
-            _one_message_contenders("encode"),
-            note=MESSAGE_SHAPE,
+            f"encode one message ({label})",
+            _one_message_contenders("encode", payload),
+            note=shape,
         ),
         Case(
-            f"decode one message ({PAYLOAD_SIZE} B)",
-            _one_message_contenders("decode"),
-            note=MESSAGE_SHAPE,
+            f"decode one message ({label})",
+            _one_message_contenders("decode", payload),
+            note=shape,
         ),
         Case(
             f"batch encode {batch}",
-            _batch_contenders("encode", "encode"),
-            bars=(_TWENTY_M_MSG_S,),
-            note=f"{MESSAGE_SHAPE}; kaelix.encode_batch, CRC32C included",
+            _batch_contenders("encode", "encode", payload),
+            bars=rate,
+            note=f"{shape}; kaelix.encode_batch, CRC32C included",
         ),
         Case(
             f"MessageBatch.from_bytes {batch}",
-            _batch_contenders("from_bytes", "decode"),
-            bars=(_TWENTY_M_MSG_S,),
+            _batch_contenders("from_bytes", "decode", payload),
+            bars=rate,
             note="kaelix checks every frame (lengths, CRC32C) and builds numpy columns, "
             "no object per message; peers build one object per message",
         ),
         Case(
             f"decode_batch to a list {batch}",
-            _batch_contenders("decode_list", "decode"),
+            _batch_contenders("decode_list", "decode", payload),
             note="kaelix.decode_batch gives one Message per frame, like the peers",
         ),
         Case(
             f"MessageBatch.from_messages {batch}",
-            (Contender("kaelix", lambda: _kaelix_batch("from_messages"), role="kaelix"),),
+            (Contender("kaelix", lambda: _kaelix_batch("from_messages", payload), role="kaelix"),),
             note="frames and columns built from a list of Message objects",
         ),
         _crc_case("64 B", 64, (_AT_LEAST_CRC32C,)),
@@ -348,4 +370,5 @@ SUITE = Suite(
     name="codec",
     description="frame codec, batches and CRC32C vs msgspec, pickle and the crc32c package",
     cases=cases,
+    options=("size",),
 )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from kaelix.bench._compile import compile_time_workload
 from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
+from kaelix.bench.suites._options import message_count
 
 _SEED = 20_240_611
 LOWEST = 1
@@ -250,9 +251,21 @@ HDRH_UNIQUE = "hdrh np.unique + record_value(v, n)"
 
 def cases(config: SuiteConfig, sizes: HdrSizes | None = None) -> tuple[Case, ...]:
     """The hdr cases. ``sizes`` defaults to `QUICK_SIZES` in quick mode and `FULL_SIZES` in
-    full mode (the tests pass tiny ones)."""
+    full mode (the tests pass tiny ones).
+
+    ``config.messages`` (``--messages``) sets the values kaelix and numpy record per call
+    (the N of the case name); hdrh records at most its own counts, fewer when N is smaller.
+    There is no payload, so ``--size`` does not apply."""
     if sizes is None:
         sizes = QUICK_SIZES if config.quick else FULL_SIZES
+    values = message_count(config, 0, "hdr")
+    if values:
+        sizes = replace(
+            sizes,
+            values=values,
+            hdrh_values=min(sizes.hdrh_values, values),
+            unique_values=min(sizes.unique_values, values),
+        )
     shape = (
         f"HdrHistogram({LOWEST}, {HIGHEST:_}, {FIGURES}); {sizes.values:,} int64 latencies, "
         f"lognormal around {MEDIAN_NS / 1000:g} us (sigma {SIGMA:g}), prepared untimed; "
@@ -343,4 +356,5 @@ SUITE = Suite(
     description="HdrHistogram.record_values from numpy vs hdrh (pure Python) and numpy "
     "bincount, and numba compile time",
     cases=cases,
+    options=("messages",),
 )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
 from kaelix.bench._procs import (
@@ -36,6 +36,7 @@ from kaelix.bench._procs import (
     QueueKind,
     open_queue_group,
 )
+from kaelix.bench.suites._options import message_count, payload_size, size_label
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -90,7 +91,7 @@ FULL_SIZES = QueueSizes(one_items=65_536, batch_items=262_144, large_batch_items
 def _label(size: int) -> str:
     if size == TUPLE_ITEM:
         return "5-tuple of ints"
-    return f"{size // KIB} KiB bytes" if size >= KIB else f"{size} B bytes"
+    return f"{size_label(size)} bytes"
 
 
 def _bytes_label(capacity: int) -> str:
@@ -213,16 +214,31 @@ def _case(size: int, topology: tuple[int, int], form: Form, sizes: QueueSizes) -
 
 def cases(config: SuiteConfig, sizes: QueueSizes | None = None) -> Sequence[Case]:
     """The queue cases. ``sizes`` defaults to `QUICK_SIZES` in quick mode (a few rows) and
-    `FULL_SIZES` in full mode (every row); the tests pass tiny ones."""
+    `FULL_SIZES` in full mode (every row); the tests pass tiny ones.
+
+    ``config.size`` (``--size``) makes every ``bytes`` item that many bytes: the 64 B and
+    4 KiB rows become one set of rows of that size (quick mode: its 4->4 one-at-a-time row);
+    the 5-tuple rows are unchanged. ``config.messages`` (``--messages``) sets the items of
+    every trial (each row rounds it up to a multiple of 1,024 times its producers times its
+    consumers)."""
     if sizes is None:
         sizes = QUICK_SIZES if config.quick else FULL_SIZES
-    return tuple(
-        _case(size, topology, form, sizes)
+    item_size = payload_size(config, 0, "queue")
+    items = message_count(config, 0, "queue")
+    if items:
+        sizes = replace(sizes, one_items=items, batch_items=items, large_batch_items=items)
+
+    def sized(size: int) -> int:
+        return item_size if item_size and size != TUPLE_ITEM else size
+
+    rows = dict.fromkeys(
+        (sized(size), topology, form)
         for size in ITEM_SIZES
         for topology in TOPOLOGIES
         for form in FORMS
         if sizes.rows is None or (size, topology, form) in sizes.rows
     )
+    return tuple(_case(size, topology, form, sizes) for size, topology, form in rows)
 
 
 SUITE = Suite(
@@ -230,4 +246,5 @@ SUITE = Suite(
     description="kaelix.Queue vs multiprocessing.Queue and faster-fifo: pickled 5-tuples and "
     "64 B / 4 KiB bytes, 1\u21921, 4\u21921 and 4\u21924 processes, one at a time and batched",
     cases=cases,
+    options=("size", "messages"),
 )

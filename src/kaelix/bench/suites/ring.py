@@ -33,7 +33,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import kaelix
@@ -42,6 +42,13 @@ from kaelix.bench._hdrlog import encode_latencies
 from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
 from kaelix.bench._procs import ChannelKind, Form, Frames, Wait, make_frames, open_pair
 from kaelix.bench._reference import MEMCPY_MEMORY
+from kaelix.bench.suites._options import (
+    capacity_for,
+    message_count,
+    payload_size,
+    round_up,
+    size_label,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,10 +101,6 @@ def frames(payload_size: int, count: int) -> list[bytes]:
     return make_frames(Frames(payload_size, count))
 
 
-def _label(payload_size: int) -> str:
-    return f"{payload_size // KIB} KiB" if payload_size >= KIB else f"{payload_size} B"
-
-
 # ------------------------------------------------------------ in one process, one at a time
 
 
@@ -117,54 +120,54 @@ def _pairs(
     return Workload(call, messages=pairs, nbytes=pairs * len(frame))
 
 
-def _kaelix_pairs(sizes: RingSizes) -> Workload:
+def _kaelix_pairs(payload: int, sizes: RingSizes) -> Workload:
     ring = kaelix.Ring(64 * KIB)
-    (frame,) = frames(SMALL, 1)
+    (frame,) = frames(payload, 1)
     workload = _pairs(ring.push, ring.pop, frame, sizes.pairs_per_call)
     _expect(len(ring) == 0 and ring.push(frame) and ring.pop() == frame, "push then pop")
     return workload
 
 
-def _queue_pairs(sizes: RingSizes) -> Workload:
+def _queue_pairs(payload: int, sizes: RingSizes) -> Workload:
     channel: queue.Queue[bytes] = queue.Queue()
-    (frame,) = frames(SMALL, 1)
+    (frame,) = frames(payload, 1)
     return _pairs(channel.put_nowait, channel.get_nowait, frame, sizes.pairs_per_call)
 
 
-def _simple_queue_pairs(sizes: RingSizes) -> Workload:
+def _simple_queue_pairs(payload: int, sizes: RingSizes) -> Workload:
     channel: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-    (frame,) = frames(SMALL, 1)
+    (frame,) = frames(payload, 1)
     return _pairs(channel.put_nowait, channel.get_nowait, frame, sizes.pairs_per_call)
 
 
-def _deque_pairs(sizes: RingSizes) -> Workload:
+def _deque_pairs(payload: int, sizes: RingSizes) -> Workload:
     channel: collections.deque[bytes] = collections.deque()
-    (frame,) = frames(SMALL, 1)
+    (frame,) = frames(payload, 1)
     return _pairs(channel.append, channel.popleft, frame, sizes.pairs_per_call)
 
 
-def _pair_contenders(sizes: RingSizes) -> tuple[Contender, ...]:
+def _pair_contenders(payload: int, sizes: RingSizes) -> tuple[Contender, ...]:
     return (
         Contender(
             "kaelix",
-            lambda: _kaelix_pairs(sizes),
+            lambda: _kaelix_pairs(payload, sizes),
             role="kaelix",
             note="Ring(64 KiB): push(frame) then pop(); each push checks the frame's CRC32C, "
             "each pop returns a new bytes object",
         ),
         Contender(
             "queue.Queue",
-            lambda: _queue_pairs(sizes),
+            lambda: _queue_pairs(payload, sizes),
             note="put_nowait(frame) then get_nowait(); hands over a reference",
         ),
         Contender(
             "queue.SimpleQueue",
-            lambda: _simple_queue_pairs(sizes),
+            lambda: _simple_queue_pairs(payload, sizes),
             note="put_nowait(frame) then get_nowait(); hands over a reference",
         ),
         Contender(
             "collections.deque",
-            lambda: _deque_pairs(sizes),
+            lambda: _deque_pairs(payload, sizes),
             note="append(frame) then popleft(); hands over a reference (no blocking get)",
         ),
     )
@@ -241,9 +244,21 @@ def _batch_contenders(payload_size: int, sizes: RingSizes) -> tuple[Contender, .
 # ------------------------------------------------------------------ between two processes
 
 
-def _cross_throughput(kind: ChannelKind, form: Form, messages: int, sizes: RingSizes) -> Workload:
+def _cross_capacity(payload: int, sizes: RingSizes) -> int:
+    """The shared ring's (and faster-fifo's) capacity: ``sizes.ring_capacity``, or more
+    when a batch of ``payload``-byte frames would not fit in it twice."""
+    return capacity_for(sizes.ring_capacity, sizes.batch_frames * (kaelix.HEADER_SIZE + payload))
+
+
+def _capacity_label(capacity: int) -> str:
+    return f"{capacity // (1 << 20)} MiB" if capacity >= 1 << 20 else f"{capacity // KIB} KiB"
+
+
+def _cross_throughput(
+    kind: ChannelKind, form: Form, messages: int, payload: int, sizes: RingSizes
+) -> Workload:
     count = sizes.batch_frames if form == "batch" else 1
-    pair = open_pair(kind, Frames(SMALL, count), capacity=sizes.ring_capacity)
+    pair = open_pair(kind, Frames(payload, count), capacity=_cross_capacity(payload, sizes))
     frame_size = len(pair.expected[0])
     return Workload(
         functools.partial(pair.throughput, messages, form),
@@ -255,9 +270,10 @@ def _cross_throughput(kind: ChannelKind, form: Form, messages: int, sizes: RingS
 
 
 def _cross_latency(
-    kind: ChannelKind, wait: Wait, messages: int, rate: int, sizes: RingSizes
+    kind: ChannelKind, wait: Wait, messages: int, rate: int, payload: int, sizes: RingSizes
 ) -> Workload:
-    pair = open_pair(kind, Frames(SMALL, messages), capacity=sizes.ring_capacity, wait=wait)
+    capacity = _cross_capacity(payload, sizes)
+    pair = open_pair(kind, Frames(payload, messages), capacity=capacity, wait=wait)
     period_ns = round(1e9 / rate)
     return Workload(
         functools.partial(pair.latency, messages, period_ns),
@@ -305,8 +321,8 @@ def _thread_latency_trial(
     return received - sent
 
 
-def _thread_latency(kind: str, messages: int, rate: int) -> Workload:
-    frame = frames(SMALL, 1)[0]
+def _thread_latency(kind: str, messages: int, rate: int, payload: int) -> Workload:
+    frame = frames(payload, 1)[0]
     if kind == "kaelix":
         ring = Ring(1 << 20)
         put: Callable[[bytes], object] = ring.put
@@ -324,21 +340,24 @@ def _thread_latency(kind: str, messages: int, rate: int) -> Workload:
 
 
 _MP_NOTE = "multiprocessing.Queue (spawn context, unbounded): put/get pickle each item"
-_FF_NOTE = "faster_fifo.Queue(1 MiB), frames sent as they are (dumps returns the bytes)"
+_FF_NOTE = "faster_fifo.Queue({}), frames sent as they are (dumps returns the bytes)"
 
 
-def _throughput_contenders(form: Form, messages: int, sizes: RingSizes) -> tuple[Contender, ...]:
+def _throughput_contenders(
+    form: Form, messages: int, payload: int, sizes: RingSizes
+) -> tuple[Contender, ...]:
     batched = form == "batch"
+    room = _capacity_label(_cross_capacity(payload, sizes))
 
     def factory(kind: ChannelKind) -> Callable[[], Workload]:
-        return lambda: _cross_throughput(kind, form, messages, sizes)
+        return lambda: _cross_throughput(kind, form, messages, payload, sizes)
 
     return (
         Contender(
             "kaelix",
             factory("kaelix"),
             role="kaelix",
-            note="SharedRing(1 MiB), wait='sleep' (the default): "
+            note=f"SharedRing({room}), wait='sleep' (the default): "
             + (
                 "put_batch(MessageBatch) / get_batch()"
                 if batched
@@ -355,48 +374,49 @@ def _throughput_contenders(form: Form, messages: int, sizes: RingSizes) -> tuple
             "faster-fifo",
             factory("faster_fifo"),
             requires=("faster_fifo",),
-            note=_FF_NOTE
+            note=_FF_NOTE.format(room)
             + ("; batches: put_many(list) / get_many()" if batched else "; put(frame) / get()"),
         ),
     )
 
 
-def _thread_latency_contenders(messages: int, rate: int) -> tuple[Contender, ...]:
+def _thread_latency_contenders(messages: int, rate: int, payload: int) -> tuple[Contender, ...]:
     return (
         Contender(
             "kaelix",
-            lambda: _thread_latency("kaelix", messages, rate),
+            lambda: _thread_latency("kaelix", messages, rate, payload),
             role="kaelix",
             note="Ring(1 MiB): put() from the producer thread, get() in the consumer thread "
             "(it waits without the GIL: a short spin, then a futex)",
         ),
         Contender(
             "queue.Queue",
-            lambda: _thread_latency("queue", messages, rate),
+            lambda: _thread_latency("queue", messages, rate, payload),
             note="unbounded: put() / get() (a Condition: a lock the consumer sleeps on)",
         ),
     )
 
 
 def _latency_contenders(
-    messages: int, rate: int, sizes: RingSizes, *, default_first: bool
+    messages: int, rate: int, payload: int, sizes: RingSizes, *, default_first: bool
 ) -> tuple[Contender, ...]:
     """The latency contenders; the first kaelix one is what bars and ratios use."""
+    room = _capacity_label(_cross_capacity(payload, sizes))
 
     def factory(kind: ChannelKind, wait: Wait) -> Callable[[], Workload]:
-        return lambda: _cross_latency(kind, wait, messages, rate, sizes)
+        return lambda: _cross_latency(kind, wait, messages, rate, payload, sizes)
 
     spin = Contender(
         "kaelix (spin)",
         factory("kaelix", "spin"),
         role="kaelix",
-        note="SharedRing(1 MiB) attached with wait='spin': the consumer busy-waits in get()",
+        note=f"SharedRing({room}) attached with wait='spin': the consumer busy-waits in get()",
     )
     sleep = Contender(
         "kaelix (sleep)",
         factory("kaelix", "sleep"),
         role="kaelix",
-        note="SharedRing(1 MiB) with the default wait='sleep': a short spin, then a futex",
+        note=f"SharedRing({room}) with the default wait='sleep': a short spin, then a futex",
     )
     return (
         *((sleep, spin) if default_first else (spin, sleep)),
@@ -409,7 +429,7 @@ def _latency_contenders(
             "faster-fifo",
             factory("faster_fifo", "sleep"),
             requires=("faster_fifo",),
-            note=_FF_NOTE,
+            note=_FF_NOTE.format(room),
         ),
         Contender(
             "machine floor (no channel)",
@@ -447,37 +467,59 @@ def _rate(per_second: int) -> str:
 
 def cases(config: SuiteConfig, sizes: RingSizes | None = None) -> Sequence[Case]:
     """The ring cases. ``sizes`` defaults to `QUICK_SIZES` in quick mode and `FULL_SIZES`
-    in full mode (the tests pass tiny ones)."""
+    in full mode (the tests pass tiny ones).
+
+    ``config.size`` (``--size``) replaces the 64 B payload of every case (the batched 4 KiB
+    case stays, unless the size is 4 KiB itself); ``config.messages`` (``--messages``) sets
+    the messages of every trial that moves a fixed number: the cross-process throughput
+    trials (rounded up to whole batches in the batched case) and every latency trial. The
+    in-process push/pop cases calibrate their own loops and ignore it. The bars that set an
+    absolute figure (ns per pair, msg/s, latency) are DESIGN.md's for 64 B payloads and are
+    checked only at that size; the relative ones (against a peer, against memcpy) always."""
     if sizes is None:
         sizes = QUICK_SIZES if config.quick else FULL_SIZES
+    payload = payload_size(config, SMALL, "ring")
+    messages = message_count(config, 0, "ring")
+    if messages:
+        sizes = replace(sizes, cross_messages=messages, latency_messages=messages)
+    idle_messages = messages or max(
+        1, sizes.latency_messages * sizes.idle_rate // sizes.latency_rate
+    )
+    label = size_label(payload)
+    at_design_size = payload == SMALL
     batch = f"{sizes.batch_frames:,} frames"
     one = sizes.cross_messages
-    batches = -(-sizes.cross_messages // sizes.batch_frames)
-    batched = batches * sizes.batch_frames
+    batched = round_up(sizes.cross_messages, sizes.batch_frames)
     timed_by_consumer = (
         "consumer-timed: messages after its first receipt over the time from the first "
         "receipt to the last; producer and consumer are spawned processes"
     )
-    idle_messages = max(1, sizes.latency_messages * sizes.idle_rate // sizes.latency_rate)
     schedule = (
         "on a fixed schedule; latency = receipt time minus scheduled send time "
         "(perf_counter_ns, one clock for both processes); the producer yields its core while "
         "more than 4 \u00b5s remain before a send, then busy-waits"
     )
+
+    def absolute(*bars: Bar) -> tuple[Bar, ...]:
+        return bars if at_design_size else ()
+
     return (
         Case(
-            f"push+pop one message ({_label(SMALL)})",
-            _pair_contenders(sizes),
-            bars=(_at_most_ns("\u2264 100 ns per pair", 100.0), _faster(15, "queue.Queue")),
+            f"push+pop one message ({label})",
+            _pair_contenders(payload, sizes),
+            bars=(
+                *absolute(_at_most_ns("\u2264 100 ns per pair", 100.0)),
+                _faster(15, "queue.Queue"),
+            ),
             note=f"one timed call makes {sizes.pairs_per_call} push+pop pairs in a Python "
             "loop: time/op is per call, msg/s per pair",
         ),
         *(
             Case(
-                f"push_batch+pop_batch {_label(size)} ({batch})",
+                f"push_batch+pop_batch {size_label(size)} ({batch})",
                 _batch_contenders(size, sizes),
                 bars=(
-                    Bar("\u2265 50 M msg/s", "min_messages_per_s", 50e6),
+                    *absolute(Bar("\u2265 50 M msg/s", "min_messages_per_s", 50e6)),
                     Bar(
                         "\u2265 40 % of memcpy",
                         "min_memcpy_fraction",
@@ -485,29 +527,29 @@ def cases(config: SuiteConfig, sizes: RingSizes | None = None) -> Sequence[Case]
                         reference=MEMCPY_MEMORY,
                     ),
                 )
-                if size == SMALL
+                if size == payload
                 else (),
                 throughput="both",
                 note="bytes are frame bytes (56-byte header + payload); compare with the "
                 "memcpy reference line",
             )
-            for size in (SMALL, LARGE)
+            for size in dict.fromkeys((payload, LARGE))
         ),
         Case(
-            f"1\u21921 processes, one message per call ({_label(SMALL)})",
-            _throughput_contenders("one", one, sizes),
+            f"1\u21921 processes, one message per call ({label})",
+            _throughput_contenders("one", one, payload, sizes),
             bars=(
-                Bar("\u2265 2 M msg/s", "min_messages_per_s", 2e6),
+                *absolute(Bar("\u2265 2 M msg/s", "min_messages_per_s", 2e6)),
                 _faster(20, "multiprocessing.Queue"),
                 _faster(5, "faster-fifo"),
             ),
             note=f"{one:,} messages per trial, {timed_by_consumer}",
         ),
         Case(
-            f"1\u21921 processes, batches of {batch} ({_label(SMALL)})",
-            _throughput_contenders("batch", batched, sizes),
+            f"1\u21921 processes, batches of {batch} ({label})",
+            _throughput_contenders("batch", batched, payload, sizes),
             bars=(
-                Bar("\u2265 20 M msg/s", "min_messages_per_s", 20e6),
+                *absolute(Bar("\u2265 20 M msg/s", "min_messages_per_s", 20e6)),
                 _faster(20, "multiprocessing.Queue"),
                 _faster(5, "faster-fifo"),
             ),
@@ -515,11 +557,11 @@ def cases(config: SuiteConfig, sizes: RingSizes | None = None) -> Sequence[Case]
             f"{timed_by_consumer}",
         ),
         Case(
-            f"1\u21921 processes, one-way latency at {_rate(sizes.latency_rate)} ({_label(SMALL)})",
+            f"1\u21921 processes, one-way latency at {_rate(sizes.latency_rate)} ({label})",
             _latency_contenders(
-                sizes.latency_messages, sizes.latency_rate, sizes, default_first=False
+                sizes.latency_messages, sizes.latency_rate, payload, sizes, default_first=False
             ),
-            bars=(
+            bars=absolute(
                 _latency(50, "p50", 2_000),
                 _latency(99, "p99", 10_000),
                 _latency(99.9, "p99.9", 50_000),
@@ -535,10 +577,13 @@ def cases(config: SuiteConfig, sizes: RingSizes | None = None) -> Sequence[Case]
             if config.quick
             else (
                 Case(
-                    f"1\u21921 processes, one-way latency at {_rate(sizes.high_rate)} "
-                    f"({_label(SMALL)})",
+                    f"1\u21921 processes, one-way latency at {_rate(sizes.high_rate)} ({label})",
                     _latency_contenders(
-                        sizes.latency_messages, sizes.high_rate, sizes, default_first=False
+                        sizes.latency_messages,
+                        sizes.high_rate,
+                        payload,
+                        sizes,
+                        default_first=False,
                     ),
                     throughput="latency",
                     note=f"{sizes.latency_messages:,} messages per trial, one every "
@@ -549,8 +594,8 @@ def cases(config: SuiteConfig, sizes: RingSizes | None = None) -> Sequence[Case]
             )
         ),
         Case(
-            f"1\u21921 threads, one-way latency at {_rate(sizes.idle_rate)} ({_label(SMALL)})",
-            _thread_latency_contenders(idle_messages, sizes.idle_rate),
+            f"1\u21921 threads, one-way latency at {_rate(sizes.idle_rate)} ({label})",
+            _thread_latency_contenders(idle_messages, sizes.idle_rate, payload),
             throughput="latency",
             note=f"{idle_messages:,} messages per trial, paced to one every "
             f"{1e6 / sizes.idle_rate:g} \u00b5s from a producer thread to a consumer thread "
@@ -560,8 +605,8 @@ def cases(config: SuiteConfig, sizes: RingSizes | None = None) -> Sequence[Case]
             "the consumer can run",
         ),
         Case(
-            f"1\u21921 processes, one-way latency at {_rate(sizes.idle_rate)} ({_label(SMALL)})",
-            _latency_contenders(idle_messages, sizes.idle_rate, sizes, default_first=True),
+            f"1\u21921 processes, one-way latency at {_rate(sizes.idle_rate)} ({label})",
+            _latency_contenders(idle_messages, sizes.idle_rate, payload, sizes, default_first=True),
             throughput="latency",
             note=f"{idle_messages:,} messages per trial, one every "
             f"{1e6 / sizes.idle_rate:g} \u00b5s {schedule}. No DESIGN.md bar: it shows what "
@@ -575,4 +620,5 @@ SUITE = Suite(
     description="Ring and SharedRing vs queue.Queue, SimpleQueue, deque, "
     "multiprocessing.Queue and faster-fifo",
     cases=cases,
+    options=("size", "messages"),
 )

@@ -36,7 +36,7 @@ import itertools
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import kaelix
@@ -55,6 +55,7 @@ from kaelix.bench._procs import (
     queue_stream_end,
     stream_payloads,
 )
+from kaelix.bench.suites._options import capacity_for, message_count, payload_size, size_label
 
 PAYLOAD = 64
 POLICIES: tuple[Policy, ...] = ("block", "error", "drop_oldest")
@@ -123,12 +124,13 @@ class ThreadRun:
         n: int,
         form: Form,
         batch: int,
+        payload: int = PAYLOAD,
         *,
         drops: bool = False,
         on_close: Callable[[], object] | None = None,
     ) -> None:
         self._producer = producer
-        self._payloads = stream_payloads(PAYLOAD, batch if form == "batch" else 1)
+        self._payloads = stream_payloads(payload, batch if form == "batch" else 1)
         self._n = n
         self._form: Form = form
         self._drops = drops
@@ -199,7 +201,7 @@ class ThreadRun:
 
 
 def _thread_kaelix(
-    partitions: int, policy: Policy, form: Form, n: int, sizes: StreamSizes
+    partitions: int, policy: Policy, form: Form, n: int, payload: int, sizes: StreamSizes
 ) -> Workload:
     stream = kaelix.Stream(
         f"bench-threads-{next(_thread_streams)}",
@@ -218,21 +220,22 @@ def _thread_kaelix(
         n,
         form,
         sizes.batch,
+        payload,
         drops=policy == "drop_oldest",
         on_close=stream.close,
     )
-    return Workload(run.call, messages=n, nbytes=n * PAYLOAD, close=run.close)
+    return Workload(run.call, messages=n, nbytes=n * payload, close=run.close)
 
 
-def _thread_queue(channel: Any, form: Form, n: int, sizes: StreamSizes) -> Workload:
+def _thread_queue(channel: Any, form: Form, n: int, payload: int, sizes: StreamSizes) -> Workload:
     end = queue_stream_end(channel)
-    run = ThreadRun(end, lambda: end, n, form, sizes.batch)
-    return Workload(run.call, messages=n, nbytes=n * PAYLOAD, close=run.close)
+    run = ThreadRun(end, lambda: end, n, form, sizes.batch, payload)
+    return Workload(run.call, messages=n, nbytes=n * payload, close=run.close)
 
 
-def _thread_one_contenders(n: int, sizes: StreamSizes) -> tuple[Contender, ...]:
+def _thread_one_contenders(n: int, payload: int, sizes: StreamSizes) -> tuple[Contender, ...]:
     def kaelix_factory(partitions: int, policy: Policy) -> Callable[[], Workload]:
-        return lambda: _thread_kaelix(partitions, policy, "one", n, sizes)
+        return lambda: _thread_kaelix(partitions, policy, "one", n, payload, sizes)
 
     how = {
         "block": "send() waits for room",
@@ -257,20 +260,20 @@ def _thread_one_contenders(n: int, sizes: StreamSizes) -> tuple[Contender, ...]:
         *kaelix_contenders,
         Contender(
             "queue.Queue",
-            lambda: _thread_queue(queue.Queue(), "one", n, sizes),
+            lambda: _thread_queue(queue.Queue(), "one", n, payload, sizes),
             note="unbounded: put(payload) / get(); hands over a reference",
         ),
         Contender(
             "queue.SimpleQueue",
-            lambda: _thread_queue(queue.SimpleQueue(), "one", n, sizes),
+            lambda: _thread_queue(queue.SimpleQueue(), "one", n, payload, sizes),
             note="put(payload) / get(); hands over a reference",
         ),
     )
 
 
-def _thread_batch_contenders(n: int, sizes: StreamSizes) -> tuple[Contender, ...]:
+def _thread_batch_contenders(n: int, payload: int, sizes: StreamSizes) -> tuple[Contender, ...]:
     def kaelix_factory(partitions: int) -> Callable[[], Workload]:
-        return lambda: _thread_kaelix(partitions, "block", "batch", n, sizes)
+        return lambda: _thread_kaelix(partitions, "block", "batch", n, payload, sizes)
 
     batch = f"{sizes.batch:,}"
     return (
@@ -286,7 +289,7 @@ def _thread_batch_contenders(n: int, sizes: StreamSizes) -> tuple[Contender, ...
         ),
         Contender(
             "queue.Queue (lists)",
-            lambda: _thread_queue(queue.Queue(), "batch", n, sizes),
+            lambda: _thread_queue(queue.Queue(), "batch", n, payload, sizes),
             role="reference",
             note=f"unbounded: put(list of {batch} payloads) / get(); hands over one reference "
             "per list, no payload is touched; reference only",
@@ -298,11 +301,17 @@ def _thread_batch_contenders(n: int, sizes: StreamSizes) -> tuple[Contender, ...
 
 
 def _cross(
-    kind: StreamKind, form: Form, n: int, sizes: StreamSizes, partitions: int, policy: Policy
+    kind: StreamKind,
+    form: Form,
+    n: int,
+    payload: int,
+    sizes: StreamSizes,
+    partitions: int,
+    policy: Policy,
 ) -> Workload:
     pair = open_stream_pair(
         kind,
-        payload_size=PAYLOAD,
+        payload_size=payload,
         batch=sizes.batch,
         capacity=sizes.capacity,
         partitions=partitions,
@@ -311,7 +320,7 @@ def _cross(
     return Workload(
         functools.partial(pair.throughput, n, form),
         messages=n,
-        nbytes=n * PAYLOAD,
+        nbytes=n * payload,
         timer="call",
         close=pair.close,
     )
@@ -321,7 +330,9 @@ _MP_NOTE = "multiprocessing.Queue (spawn context, unbounded): put/get pickle eac
 _FF_NOTE = "faster_fifo.Queue({} KiB), payloads sent as they are (dumps returns the bytes)"
 
 
-def _cross_contenders(form: Form, n: int, sizes: StreamSizes) -> tuple[Contender, ...]:
+def _cross_contenders(
+    form: Form, n: int, payload: int, sizes: StreamSizes
+) -> tuple[Contender, ...]:
     batched = form == "batch"
     batch = f"{sizes.batch:,}"
     policies: tuple[Policy, ...] = ("block",) if batched else ("block", "drop_oldest")
@@ -329,7 +340,7 @@ def _cross_contenders(form: Form, n: int, sizes: StreamSizes) -> tuple[Contender
     def factory(
         kind: StreamKind, partitions: int = 1, policy: Policy = "block"
     ) -> Callable[[], Workload]:
-        return lambda: _cross(kind, form, n, sizes, partitions, policy)
+        return lambda: _cross(kind, form, n, payload, sizes, partitions, policy)
 
     def kaelix_note(policy: Policy) -> str:
         calls = (
@@ -381,9 +392,31 @@ def _cross_contenders(form: Form, n: int, sizes: StreamSizes) -> tuple[Contender
 
 def cases(config: SuiteConfig, sizes: StreamSizes | None = None) -> Sequence[Case]:
     """The stream cases. ``sizes`` defaults to `QUICK_SIZES` in quick mode and
-    `FULL_SIZES` in full mode (the tests pass tiny ones)."""
+    `FULL_SIZES` in full mode (the tests pass tiny ones).
+
+    ``config.size`` (``--size``) sets the payload size of every case (64 B by default); each
+    partition's ring (and faster-fifo's buffer) grows past ``sizes.capacity`` when a batch
+    of such payloads would not fit in it twice. ``config.messages`` (``--messages``) sets the
+    messages of every timed call between threads and of every trial between processes,
+    rounded up to whole batches in the batched cases."""
     if sizes is None:
         sizes = QUICK_SIZES if config.quick else FULL_SIZES
+    payload = payload_size(config, PAYLOAD, "stream")
+    messages = message_count(config, 0, "stream")
+    if messages:
+        batches = -(-messages // sizes.batch)
+        sizes = replace(
+            sizes,
+            thread_messages=messages,
+            thread_batches=batches,
+            cross_messages=messages,
+            cross_batches=batches,
+        )
+    sizes = replace(
+        sizes,
+        capacity=capacity_for(sizes.capacity, sizes.batch * (kaelix.HEADER_SIZE + payload)),
+    )
+    label = size_label(payload)
     batch = f"{sizes.batch:,}"
     thread_batched = sizes.thread_batches * sizes.batch
     cross_batched = sizes.cross_batches * sizes.batch
@@ -400,24 +433,24 @@ def cases(config: SuiteConfig, sizes: StreamSizes | None = None) -> Sequence[Cas
     )
     return (
         Case(
-            f"1\u21921 threads, one message per call ({PAYLOAD} B)",
-            _thread_one_contenders(sizes.thread_messages, sizes),
+            f"1\u21921 threads, one message per call ({label})",
+            _thread_one_contenders(sizes.thread_messages, payload, sizes),
             note=f"{sizes.thread_messages:,} messages per timed call, {threads}; {accounted}",
         ),
         Case(
-            f"1\u21921 threads, batches of {batch} ({PAYLOAD} B)",
-            _thread_batch_contenders(thread_batched, sizes),
+            f"1\u21921 threads, batches of {batch} ({label})",
+            _thread_batch_contenders(thread_batched, payload, sizes),
             note=f"{thread_batched:,} messages per timed call in batches of {batch}, "
             f"{threads}; {accounted}",
         ),
         Case(
-            f"1\u21921 processes, one message per call ({PAYLOAD} B)",
-            _cross_contenders("one", sizes.cross_messages, sizes),
+            f"1\u21921 processes, one message per call ({label})",
+            _cross_contenders("one", sizes.cross_messages, payload, sizes),
             note=f"{sizes.cross_messages:,} messages per trial, {consumer_timed}; {accounted}",
         ),
         Case(
-            f"1\u21921 processes, batches of {batch} ({PAYLOAD} B)",
-            _cross_contenders("batch", cross_batched, sizes),
+            f"1\u21921 processes, batches of {batch} ({label})",
+            _cross_contenders("batch", cross_batched, payload, sizes),
             note=f"{cross_batched:,} messages per trial in batches of {batch}, "
             f"{consumer_timed}; {accounted}",
         ),
@@ -430,4 +463,5 @@ SUITE = Suite(
     "partitions, each policy) vs queue.Queue, SimpleQueue, multiprocessing.Queue and "
     "faster-fifo",
     cases=cases,
+    options=("size", "messages"),
 )

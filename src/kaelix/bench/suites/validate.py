@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from kaelix.bench._compile import compile_time_workload
 from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
+from kaelix.bench.suites._options import message_count
 
 PAYLOAD_SIZE = 64
 _SEED = 20_240_604
@@ -473,6 +474,12 @@ _COUNTED = "msg/s counts received messages"
 _HUNDRED_TIMES_PYTHON = Bar(f"\u2265 100\u00d7 {PYTHON}", "min_speedup", 100.0, peer=PYTHON)
 
 
+def min_messages(faults: Faults = FAULTS) -> int:
+    """The fewest messages a run can hold with every fault in its own stretch."""
+    sites = faults.dropped + faults.duplicated + faults.swapped + faults.corrupted
+    return _MIN_STRETCH * (sites + 1)
+
+
 def _describe(sizes: ValidateSizes, faults: Faults = FAULTS) -> str:
     return (
         f"{sizes.producers} producers \u00d7 {sizes.partitions} partitions, each message's "
@@ -485,9 +492,21 @@ def _describe(sizes: ValidateSizes, faults: Faults = FAULTS) -> str:
 
 def cases(config: SuiteConfig, sizes: ValidateSizes | None = None) -> Sequence[Case]:
     """The validate cases. ``sizes`` defaults to `QUICK_SIZES` in quick mode and
-    `FULL_SIZES` in full mode (the tests pass tiny ones)."""
+    `FULL_SIZES` in full mode (the tests pass tiny ones).
+
+    ``config.messages`` (``--messages``) sets the sent messages of every kaelix call (the
+    N of the case names; the pure-Python contenders check at most their own count, fewer
+    when N is smaller). It must leave room for every fault: at least `min_messages()`. The
+    validators read no payload, so ``--size`` does not apply."""
     if sizes is None:
         sizes = QUICK_SIZES if config.quick else FULL_SIZES
+    messages = message_count(config, 0, "validate", minimum=min_messages())
+    if messages:
+        sizes = replace(
+            sizes,
+            messages=messages,
+            reference_messages=min(sizes.reference_messages, messages),
+        )
     slice_note = (
         f"the same contract in plain Python (this suite's module), on Python lists prepared "
         f"untimed, over the first {sizes.reference_messages:,} messages of a run built the "
@@ -564,4 +583,5 @@ SUITE = Suite(
     description="check_delivery and DeliveryTracker on numpy columns vs plain Python "
     "(dict/set), and numba compile time",
     cases=cases,
+    options=("messages",),
 )
