@@ -2127,6 +2127,22 @@ cdef class QueueCore(SharedRingCore):
                 raise RingEmpty("the queue is empty")
             self._wait(FOR_DATA, start, deadline)
 
+    def _get_loaded(self, bint block, timeout, loads, uint32_t simple_kind):
+        """Takes one item; if its kind is simple_kind, returns (True, loads(payload view)),
+        else (False, (bytearray holding the frame, kind, payload start, payload end)) for
+        the caller to decode. One compiled step for the common ``get``."""
+        cdef kx_frame_info fi
+        cdef kx_error err
+        buf, _ = self._take_items(1, block, timeout)
+        if kx_frame_parse(<const unsigned char *>PyByteArray_AS_STRING(buf), <size_t>len(buf),
+                          KX_MAX_FRAME_LIMIT, 1, &fi, &err) != KX_OK:
+            raise RingError("a queue item taken is not a valid kaelix frame: a process wrote "
+                            "into the segment directly", "corrupt")
+        if fi.partition == simple_kind:
+            view = memoryview(buf)[KX_HEADER_SIZE:KX_HEADER_SIZE + fi.payload_length]
+            return True, loads(view)
+        return False, (buf, fi.partition, KX_HEADER_SIZE, KX_HEADER_SIZE + fi.payload_length)
+
     def _task_done(self):
         """JoinableQueue.task_done: one fewer unfinished task; wakes join() at zero."""
         cdef uint64_t left

@@ -187,6 +187,7 @@ class Queue:
         self._maxsize = maxsize
         self._serializer = serializer
         self._fast_pickle = serializer is pickle
+        self._loads = _loads if serializer is pickle else serializer.loads
         self._closed = False
         self._pid = os.getpid()
         self._dropped = 0
@@ -329,12 +330,12 @@ class Queue:
             raise ValueError(f"Queue {self!r} is closed")
         wait = None if block and timeout is None else _timeout(block, timeout)
         try:
-            buf, kind, start, end = self._core._take_one(block, wait)
+            simple, value = self._core._get_loaded(block, wait, self._loads, _SERIAL)
         except RingEmpty:
             raise QueueEmpty(f"Queue {self!r} is empty") from None
-        if kind == _SERIAL and self._fast_pickle:
-            return _loads(memoryview(buf)[start:end])
-        return self._load(buf, kind, start, end)
+        if simple:
+            return value
+        return self._load(*value)
 
     def get_nowait(self) -> Any:
         """``get(False)``."""
