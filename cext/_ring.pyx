@@ -1204,6 +1204,34 @@ cdef inline int64_t _wall_ns() noexcept nogil:
     return <int64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
 
 
+cdef int _write_frame(kx_ring *r, uint64_t pos, uint64_t n, bint has_key,
+                      uint64_t producer_id, uint64_t seq, int64_t ts, uint32_t partition,
+                      const char *kp, uint64_t klen, const char *pp,
+                      uint64_t plen) except -1:
+    """Writes one n-byte frame (header, key, payload, padding, CRC) at ring position pos,
+    in place, or through a bounce buffer when it straddles the end of the data area."""
+    cdef unsigned char *dst
+    cdef unsigned char *tmp = NULL
+    cdef uint64_t off = pos & r.mask
+    if off + n <= r.capacity:
+        dst = r.data + off
+    else:
+        tmp = <unsigned char *>malloc(n)
+        if tmp == NULL:
+            raise MemoryError()
+        dst = tmp
+    kx_frame_write_header(dst, <uint32_t>n, has_key, 0, producer_id, seq, ts, partition,
+                          <uint32_t>klen, 0, <uint32_t>plen)
+    if klen:
+        memcpy(dst + KX_HEADER_SIZE, kp, <size_t>klen)
+    memcpy(dst + KX_HEADER_SIZE + klen, pp, <size_t>plen)
+    kx_frame_seal(dst, <uint32_t>n)
+    if tmp != NULL:
+        kx_ring_write(r, pos, tmp, n)
+        free(tmp)
+    return 0
+
+
 @cython.auto_pickle(False)
 cdef class ProducerCore:
     """A stream producer's sequence numbers, one per partition, and its fast send path:
@@ -1250,9 +1278,7 @@ cdef class ProducerCore:
         room now). Raises RingClosed when the ring is closed."""
         cdef Py_ssize_t plen, klen = 0
         cdef const unsigned char *kp = NULL
-        cdef uint64_t n, start, off, seq
-        cdef unsigned char *dst
-        cdef unsigned char *tmp = NULL
+        cdef uint64_t n, start, seq
         cdef int64_t ts
         if self.busy or partition >= self.partitions or type(payload) is not bytes:
             return -1
@@ -1278,23 +1304,9 @@ cdef class ProducerCore:
         ts = _wall_ns()
         if not kx_ring_ready_to_write(&ring.r, start, n):
             ring._make_room(start, n)
-        off = start & ring.r.mask
-        if off + n <= ring.r.capacity:
-            dst = ring.r.data + off
-        else:
-            tmp = <unsigned char *>malloc(n)
-            if tmp == NULL:
-                raise MemoryError()
-            dst = tmp
-        kx_frame_write_header(dst, <uint32_t>n, key is not None, 0, self.producer_id, seq, ts,
-                              partition, <uint32_t>klen, 0, <uint32_t>plen)
-        if klen:
-            memcpy(dst + KX_HEADER_SIZE, kp, <size_t>klen)
-        memcpy(dst + KX_HEADER_SIZE + klen, PyBytes_AS_STRING(payload), <size_t>plen)
-        kx_frame_seal(dst, <uint32_t>n)
-        if tmp != NULL:
-            kx_ring_write(&ring.r, start, tmp, n)
-            free(tmp)
+        _write_frame(&ring.r, start, n, key is not None, self.producer_id, seq, ts, partition,
+                     <const char *>kp, <uint64_t>klen, PyBytes_AS_STRING(payload),
+                     <uint64_t>plen)
         ring._publish(start, n, 1)
         return seq
 
@@ -1307,10 +1319,8 @@ cdef class ProducerCore:
         not plain bytes, too large). Stops early, having sent a prefix, at the first message
         the fast path cannot take."""
         cdef Py_ssize_t i, j, count = 0, klen
-        cdef uint64_t total = 0, n, room, claim, pos, first, off, seq
+        cdef uint64_t total = 0, n, room, claim, pos, first, seq
         cdef object payload, key
-        cdef unsigned char *dst
-        cdef unsigned char *tmp = NULL
         cdef int64_t ts
         cdef bint keyed = keys is not None
         if self.busy or partition >= self.partitions or start < 0 or stop > len(payloads):
@@ -1357,26 +1367,10 @@ cdef class ProducerCore:
             key = (<list>keys)[start + j] if keyed else None
             klen = PyBytes_GET_SIZE(key) if key is not None else 0
             n = kx_frame_size(<uint64_t>klen, 0, <uint64_t>PyBytes_GET_SIZE(payload))
-            off = pos & ring.r.mask
-            if off + n <= ring.r.capacity:
-                dst = ring.r.data + off
-            else:
-                tmp = <unsigned char *>malloc(n)
-                if tmp == NULL:
-                    raise MemoryError()  # cannot happen for frames this small in practice
-                dst = tmp
-            kx_frame_write_header(dst, <uint32_t>n, key is not None, 0, self.producer_id,
-                                  seq + <uint64_t>j, ts, partition, <uint32_t>klen, 0,
-                                  <uint32_t>PyBytes_GET_SIZE(payload))
-            if klen:
-                memcpy(dst + KX_HEADER_SIZE, PyBytes_AS_STRING(key), <size_t>klen)
-            memcpy(dst + KX_HEADER_SIZE + klen, PyBytes_AS_STRING(payload),
-                   <size_t>PyBytes_GET_SIZE(payload))
-            kx_frame_seal(dst, <uint32_t>n)
-            if tmp != NULL:
-                kx_ring_write(&ring.r, pos, tmp, n)
-                free(tmp)
-                tmp = NULL
+            _write_frame(&ring.r, pos, n, key is not None, self.producer_id, seq + <uint64_t>j,
+                         ts, partition, PyBytes_AS_STRING(key) if klen else NULL,
+                         <uint64_t>klen, PyBytes_AS_STRING(payload),
+                         <uint64_t>PyBytes_GET_SIZE(payload))
             pos += n
         ring._publish(first, total, <uint64_t>count)
         return count, seq
@@ -1972,28 +1966,13 @@ cdef class QueueCore(SharedRingCore):
         """``_put_parts((data,), kind, ...)`` for one bytes object, the common case: the frame
         is written straight into the ring (through a bounce buffer only when it straddles the
         end)."""
-        cdef uint64_t plen = <uint64_t>PyBytes_GET_SIZE(data), n, start, off
+        cdef uint64_t plen = <uint64_t>PyBytes_GET_SIZE(data), n, start
         cdef int64_t deadline = _deadline(timeout) if block else 0
-        cdef unsigned char *dst
-        cdef unsigned char *tmp = NULL
         n = kx_frame_size(0, 0, plen)
         self._check_item_size(plen, n)
         self._claim_item(n, block, deadline, &start)
-        off = start & self.r.mask
-        if off + n <= self.r.capacity:
-            dst = self.r.data + off
-        else:
-            tmp = <unsigned char *>malloc(n)
-            if tmp == NULL:
-                raise MemoryError()
-            dst = tmp
-        kx_frame_write_header(dst, <uint32_t>n, 0, 0, <uint64_t>self.pid, self.sent,
-                              _wall_ns(), kind, 0, 0, <uint32_t>plen)
-        memcpy(dst + KX_HEADER_SIZE, PyBytes_AS_STRING(data), <size_t>plen)
-        kx_frame_seal(dst, <uint32_t>n)
-        if tmp != NULL:
-            kx_ring_write(&self.r, start, tmp, n)
-            free(tmp)
+        _write_frame(&self.r, start, n, False, <uint64_t>self.pid, self.sent, _wall_ns(), kind,
+                     NULL, 0, PyBytes_AS_STRING(data), plen)
         self.sent += 1
         __atomic_fetch_add(&self.r.h.unfinished, 1, __ATOMIC_SEQ_CST)
         self._publish(start, n, 1)
@@ -2004,12 +1983,10 @@ cdef class QueueCore(SharedRingCore):
         put (all of them); raises RingFull with ``sent`` set when the timeout passes (or at
         once without block) with some not put."""
         cdef Py_ssize_t total = len(datas), done = 0, k, j
-        cdef uint64_t room, claim, need, n, start, pos, off, plen
+        cdef uint64_t room, claim, need, n, start, pos, plen
         cdef int64_t deadline = _deadline(timeout) if block else 0
         cdef int64_t free_items
         cdef object data
-        cdef unsigned char *dst
-        cdef unsigned char *tmp = NULL
         cdef int64_t ts
         for j in range(total):
             data = datas[j]
@@ -2059,22 +2036,8 @@ cdef class QueueCore(SharedRingCore):
                 data = datas[j]
                 plen = <uint64_t>PyBytes_GET_SIZE(data)
                 n = kx_frame_size(0, 0, plen)
-                off = pos & self.r.mask
-                if off + n <= self.r.capacity:
-                    dst = self.r.data + off
-                else:
-                    tmp = <unsigned char *>malloc(n)
-                    if tmp == NULL:
-                        raise MemoryError()
-                    dst = tmp
-                kx_frame_write_header(dst, <uint32_t>n, 0, 0, <uint64_t>self.pid, self.sent,
-                                      ts, kind, 0, 0, <uint32_t>plen)
-                memcpy(dst + KX_HEADER_SIZE, PyBytes_AS_STRING(data), <size_t>plen)
-                kx_frame_seal(dst, <uint32_t>n)
-                if tmp != NULL:
-                    kx_ring_write(&self.r, pos, tmp, n)
-                    free(tmp)
-                    tmp = NULL
+                _write_frame(&self.r, pos, n, False, <uint64_t>self.pid, self.sent, ts, kind,
+                             NULL, 0, PyBytes_AS_STRING(data), plen)
                 self.sent += 1
                 pos += n
             __atomic_fetch_add(&self.r.h.unfinished, <uint64_t>k, __ATOMIC_SEQ_CST)

@@ -827,10 +827,6 @@ def test_the_hdr_suite_bulk_case_in_a_tiny_configuration(monkeypatch: pytest.Mon
     assert "msg/s counts values recorded" in bench.render_text(result)
 
 
-@pytest.mark.skipif(
-    not hasattr(kaelix, "HdrHistogram"),
-    reason="the probe's fresh process needs kaelix.HdrHistogram",
-)
 def test_the_hdr_suite_compile_case_in_a_tiny_configuration() -> None:
     result = bench.run([tiny_hdr_suite()], repeat=1, trial_ms=0.5, select="numba compile")
     assert not result.errors, [(c.case, r.name, r.reason) for c, r in result.errors]
