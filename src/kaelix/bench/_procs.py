@@ -668,13 +668,21 @@ def produce_stream(end: StreamEnd, payloads: list[bytes], n: int, form: Form) ->
     """Send ``n`` messages: the first payload ``n`` times, one per call, or all of
     ``payloads`` per batch call (``n`` is a multiple of their count). For kaelix, the last
     sequence sent to each partition (what the consumer's last message must match): the
-    last ``partitions`` sends cover every partition, round-robin; empty for the peers."""
+    last ``partitions`` sends cover every partition, round-robin (a batch goes whole to
+    one partition, the next round-robin one); empty for the peers."""
     if form == "batch":
         put_batch = end.put_batch
-        for _ in itertools.repeat(None, n // len(payloads) - 1):
+        batches = n // len(payloads)
+        tail_batches = min(batches, end.partitions) if end.keyed else 1
+        for _ in itertools.repeat(None, batches - tail_batches):
             put_batch(payloads)
-        last_batch = put_batch(payloads)
-        return {int(p): int(s) for p, s in last_batch} if end.keyed else {}
+        batch_finals: dict[int, int] = {}
+        for _ in range(tail_batches):
+            receipts = put_batch(payloads)
+            if end.keyed:
+                for p, s in receipts:
+                    batch_finals[int(p)] = int(s)
+        return batch_finals
     put, payload, full = end.put, payloads[0], end.retry_on
     tail = min(n, end.partitions) if end.keyed else 0
     if full is None:
