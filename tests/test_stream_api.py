@@ -1006,3 +1006,31 @@ def test_threads_a_group_delivers_each_message_once_while_members_join_and_leave
         if not stream.closed:
             stream.close()
         workers.remove_segments([stream.name])
+
+
+def test_receipts_read_as_the_list_of_pairs() -> None:
+    receipts = kaelix.Receipts([(0, 5, 3), (2, 0, 2), (0, 8, 1)])
+    pairs = [(0, 5), (0, 6), (0, 7), (2, 0), (2, 1), (0, 8)]
+    assert len(receipts) == 6
+    assert list(receipts) == pairs and receipts == pairs and receipts == tuple(pairs)
+    assert [receipts[i] for i in range(6)] == pairs
+    assert [receipts[-i] for i in range(1, 7)] == pairs[::-1]
+    assert receipts[1:5] == pairs[1:5] and receipts[::2] == pairs[::2]
+    assert receipts.runs == ((0, 5, 3), (2, 0, 2), (0, 8, 1))
+    assert receipts != pairs[:-1] and receipts != [(0, 5)] * 6
+    with pytest.raises(IndexError):
+        receipts[6]
+    with pytest.raises(IndexError):
+        receipts[-7]
+    with pytest.raises(TypeError):
+        hash(receipts)
+    assert len(kaelix.Receipts()) == 0 and list(kaelix.Receipts()) == []
+    assert "Receipts([(0, 5)" in repr(receipts)
+
+
+def test_send_batch_receipts_merge_consecutive_sequences() -> None:
+    with kaelix.Stream(unique_name(), partitions=2, capacity=1 << 16) as stream:
+        producer = stream.producer()
+        receipts = producer.send_batch([b"a", b"b", b"c"], keys=[b"k", b"k", b"k"])
+        partition = kaelix.partition_for(b"k", 2)
+        assert receipts.runs == ((partition, 0, 3),)
