@@ -2090,10 +2090,12 @@ cdef class QueueCore(SharedRingCore):
                 raise RingEmpty("the queue is empty")
             self._wait(FOR_DATA, start, deadline)
 
-    def _get_loaded(self, bint block, timeout, loads, uint32_t simple_kind):
-        """Takes one item; if its kind is simple_kind, returns (True, loads(payload view)),
-        else (False, (bytearray holding the frame, kind, payload start, payload end)) for
-        the caller to decode. One compiled step for the common ``get``."""
+    def _get_loaded(self, bint block, timeout, loads, uint32_t simple_kind,
+                    uint32_t raw_kind):
+        """Takes one item; if its kind is simple_kind, returns (True, loads(payload view));
+        if raw_kind, (True, the payload as bytes); else (False, (bytearray holding the
+        frame, kind, payload start, payload end)) for the caller to decode. One compiled
+        step for the common ``get``."""
         cdef kx_frame_info fi
         cdef kx_error err
         buf, _ = self._take_items(1, block, timeout)
@@ -2104,6 +2106,9 @@ cdef class QueueCore(SharedRingCore):
         if fi.partition == simple_kind:
             view = memoryview(buf)[KX_HEADER_SIZE:KX_HEADER_SIZE + fi.payload_length]
             return True, loads(view)
+        if fi.partition == raw_kind:
+            return True, PyBytes_FromStringAndSize(PyByteArray_AS_STRING(buf) + KX_HEADER_SIZE,
+                                                   <Py_ssize_t>fi.payload_length)
         return False, (buf, fi.partition, KX_HEADER_SIZE, KX_HEADER_SIZE + fi.payload_length)
 
     def _task_done(self):

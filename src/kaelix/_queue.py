@@ -330,7 +330,7 @@ class Queue:
             raise ValueError(f"Queue {self!r} is closed")
         wait = None if block and timeout is None else _timeout(block, timeout)
         try:
-            simple, value = self._core._get_loaded(block, wait, self._loads, _SERIAL)
+            simple, value = self._core._get_loaded(block, wait, self._loads, _SERIAL, _RAW)
         except RingEmpty:
             raise QueueEmpty(f"Queue {self!r} is empty") from None
         if simple:
