@@ -182,9 +182,6 @@ class _Local:
                 ring._shutdown()
         self.bell.wake()
 
-    def detach(self) -> None:
-        pass
-
 
 class _Shared:
     """A shared stream's segments as this process sees them: the metadata page (with the

@@ -3,7 +3,7 @@ in a fresh interpreter, minus its second call, with an empty or a filled on-disk
 
 A suite provides ``compile_probe(what, size) -> {"first_call_ns", "second_call_ns"}`` in
 its module (run in the new interpreter: it imports what it needs, then times two calls) and
-makes its cases with `compile_time_workload`.
+makes its case with `compile_time_case` (or its contenders with `compile_time_workload`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 
-from kaelix.bench._model import Workload
+from kaelix.bench._model import Case, Contender, Workload
 
-__all__ = ["compile_time_workload"]
+__all__ = ["compile_time_case", "compile_time_workload"]
 
 
 def _probe(module: str, what: str, cache_dir: str, size: int) -> dict[str, int]:
@@ -68,4 +68,33 @@ def compile_time_workload(module: str, what: str, cached: bool, size: int) -> Wo
         messages=0,
         timer="once",
         close=functools.partial(shutil.rmtree, cache_dir, ignore_errors=True),
+    )
+
+
+def compile_time_case(
+    module: str, first: str, second: str, size: int, probe_note: str, rates: str
+) -> Case:
+    """The "numba compile" case of a suite: ``first`` with an empty and with a filled
+    cache, ``second`` with an empty one; ``probe_note`` says what the probe does, ``rates``
+    names what the suite's rates measure after it."""
+
+    def contender(what: str, cached: bool) -> Contender:
+        cache = "on-disk cache" if cached else "no cache"
+        note = (
+            "the same, after one untimed process filled that cache: loading the cached kernels"
+            if cached
+            else probe_note
+        )
+        return Contender(
+            f"kaelix {what}, {cache}",
+            lambda: compile_time_workload(module, what, cached, size),
+            role="kaelix",
+            note=note,
+        )
+
+    return Case(
+        "numba compile: first call in a fresh process",
+        (contender(first, False), contender(first, True), contender(second, False)),
+        note="what a process pays once, on its first call (one trial each, no rate): "
+        f"{rates} measured after it",
     )

@@ -460,28 +460,32 @@ class ProcessPair:
         """Stop both workers (terminate one that does not stop within 5 s), then run
         ``on_close``. Safe to call more than once."""
         try:
-            for role, conn in list(self._conns.items()):
-                process = self._processes[role]
-                if process.is_alive():
-                    with contextlib.suppress(OSError):
-                        conn.send(("stop",))
-            for process in list(self._processes.values()):
-                process.join(5.0)
-                if process.is_alive():
-                    process.terminate()
-                    process.join(5.0)
-                if process.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
-                    process.kill()
-                    process.join()
-                process.close()
-            for conn in self._conns.values():
-                conn.close()
+            _stop_workers([(self._processes[role], conn) for role, conn in self._conns.items()])
         finally:
             self._processes.clear()
             self._conns.clear()
             on_close, self._on_close = self._on_close, None
             if on_close is not None:
                 on_close()
+
+
+def _stop_workers(workers: list[tuple[Any, Any]]) -> None:
+    """Tells every (process, connection) worker to stop, then joins each (terminating one
+    that does not stop within 5 s, killing one that ignores that) and closes both ends."""
+    for process, conn in workers:
+        if process.is_alive():
+            with contextlib.suppress(OSError):
+                conn.send(("stop",))
+    for process, conn in workers:
+        process.join(5.0)
+        if process.is_alive():
+            process.terminate()
+            process.join(5.0)
+        if process.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
+            process.kill()
+            process.join()
+        process.close()
+        conn.close()
 
 
 _ring_names = itertools.count()
@@ -1309,20 +1313,7 @@ class QueueGroup:
         """Stop every worker (terminate one that does not stop within 5 s), then run
         ``on_close``. Safe to call more than once."""
         try:
-            for process, conn in self._workers.values():
-                if process.is_alive():
-                    with contextlib.suppress(OSError):
-                        conn.send(("stop",))
-            for process, conn in self._workers.values():
-                process.join(5.0)
-                if process.is_alive():
-                    process.terminate()
-                    process.join(5.0)
-                if process.is_alive():  # pragma: no cover - a worker that ignores SIGTERM
-                    process.kill()
-                    process.join()
-                process.close()
-                conn.close()
+            _stop_workers(list(self._workers.values()))
         finally:
             self._workers.clear()
             on_close, self._on_close = self._on_close, None

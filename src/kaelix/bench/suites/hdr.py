@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kaelix.bench._compile import compile_time_workload
+from kaelix.bench._compile import compile_time_case
 from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
 from kaelix.bench.suites._options import message_count
 
@@ -210,7 +210,7 @@ def _numpy_bincount(sizes: HdrSizes) -> Workload:
 
 # ------------------------------------------------------------------------ compile time
 
-PROBED = ("record_values", "encode+decode")
+PROBED = ("record_values", "encode + decode")
 
 
 def compile_probe(what: str, values: int = 64) -> dict[str, int]:
@@ -225,7 +225,7 @@ def compile_probe(what: str, values: int = 64) -> dict[str, int]:
     histogram = kaelix.HdrHistogram(LOWEST, HIGHEST, FIGURES)
     calls: dict[str, Callable[[], object]] = {
         "record_values": lambda: histogram.record_values(data),
-        "encode+decode": lambda: kaelix.HdrHistogram.decode(histogram.encode()),
+        "encode + decode": lambda: kaelix.HdrHistogram.decode(histogram.encode()),
     }
     call = calls[what]
     if what != "record_values":
@@ -236,10 +236,6 @@ def compile_probe(what: str, values: int = 64) -> dict[str, int]:
     call()
     second = time.perf_counter_ns()
     return {"first_call_ns": first - started, "second_call_ns": second - first}
-
-
-def _compile_time(what: str, cached: bool, sizes: HdrSizes) -> Workload:
-    return compile_time_workload(__name__, what, cached, sizes.probe_values)
 
 
 # ----------------------------------------------------------------------------------- suite
@@ -276,7 +272,6 @@ def cases(config: SuiteConfig, sizes: HdrSizes | None = None) -> tuple[Case, ...
         f"and kaelix imported first (not counted); the first call on {sizes.probe_values} "
         "values minus the second"
     )
-    cached = "the same, after one untimed process filled that cache: loading the cached kernels"
     return (
         Case(
             f"bulk record {sizes.values:,} values",
@@ -323,30 +318,13 @@ def cases(config: SuiteConfig, sizes: HdrSizes | None = None) -> tuple[Case, ...
             bars=(_RATE,),
             note=shape,
         ),
-        Case(
-            "numba compile: first call in a fresh process",
-            (
-                Contender(
-                    "kaelix record_values, no cache",
-                    lambda: _compile_time("record_values", False, sizes),
-                    role="kaelix",
-                    note=probe,
-                ),
-                Contender(
-                    "kaelix record_values, on-disk cache",
-                    lambda: _compile_time("record_values", True, sizes),
-                    role="kaelix",
-                    note=cached,
-                ),
-                Contender(
-                    "kaelix encode + decode, no cache",
-                    lambda: _compile_time("encode+decode", False, sizes),
-                    role="kaelix",
-                    note=probe,
-                ),
-            ),
-            note="what a process pays once, on its first call (one trial each, no rate): "
-            "the rates above are measured after it",
+        compile_time_case(
+            __name__,
+            "record_values",
+            "encode + decode",
+            sizes.probe_values,
+            probe,
+            "the rates above are",
         ),
     )
 

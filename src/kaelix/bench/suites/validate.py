@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kaelix.bench._compile import compile_time_workload
+from kaelix.bench._compile import compile_time_case
 from kaelix.bench._model import Bar, Case, Contender, Suite, SuiteConfig, Workload
 from kaelix.bench.suites._options import message_count
 
@@ -462,10 +462,6 @@ def compile_probe(what: str, messages: int = 64) -> dict[str, int]:
     return {"first_call_ns": first - started, "second_call_ns": second - first}
 
 
-def _compile_time(what: str, cached: bool, sizes: ValidateSizes) -> Workload:
-    return compile_time_workload(__name__, what, cached, sizes.probe_messages)
-
-
 # ----------------------------------------------------------------------------------- suite
 
 _RATE = Bar("\u2265 200 M msg/s", "min_messages_per_s", 200e6)
@@ -518,7 +514,6 @@ def cases(config: SuiteConfig, sizes: ValidateSizes | None = None) -> Sequence[C
         f"imported first (not counted); the first call on {sizes.probe_messages} messages "
         "minus the second"
     )
-    cached = "the same, after one untimed process filled that cache: loading the cached kernels"
     return (
         Case(
             f"check_delivery {sizes.messages:,} messages",
@@ -550,30 +545,13 @@ def cases(config: SuiteConfig, sizes: ValidateSizes | None = None) -> Sequence[C
             bars=(_RATE, _HUNDRED_TIMES_PYTHON),
             note=_describe(sizes),
         ),
-        Case(
-            "numba compile: first call in a fresh process",
-            (
-                Contender(
-                    "kaelix check_delivery, no cache",
-                    lambda: _compile_time("check_delivery", False, sizes),
-                    role="kaelix",
-                    note=probe,
-                ),
-                Contender(
-                    "kaelix check_delivery, on-disk cache",
-                    lambda: _compile_time("check_delivery", True, sizes),
-                    role="kaelix",
-                    note=cached,
-                ),
-                Contender(
-                    "kaelix DeliveryTracker.update, no cache",
-                    lambda: _compile_time("DeliveryTracker.update", False, sizes),
-                    role="kaelix",
-                    note=probe,
-                ),
-            ),
-            note="what a process pays once, on its first call (one trial each, no rate): "
-            "the validators' rates above are measured after it",
+        compile_time_case(
+            __name__,
+            "check_delivery",
+            "DeliveryTracker.update",
+            sizes.probe_messages,
+            probe,
+            "the validators' rates above are",
         ),
     )
 
