@@ -29,6 +29,7 @@ import kaelix
 import reference
 import validate_reference as ref
 from kaelix import Message, MessageBatch, validate
+from kaelix.validate import _delivery as delivery_module
 from strategies_local import to_message
 from validate_reference import CATEGORIES, COUNTS, ORDERINGS, TRACKER_CATEGORIES, Record
 
@@ -116,9 +117,33 @@ def without_lost_examples(report: dict[str, Any]) -> dict[str, Any]:
 def delivery(
     sent: Sequence[Record], received: Sequence[Record], **options: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(kaelix's report, the reference's) for the same records given as columns."""
-    report = validate.check_delivery(columns(sent), columns(received), **options)
-    return as_dict(report), ref.check_delivery(sent, received, **options)
+    """(kaelix's report, the reference's) for the same records given as columns.
+
+    kaelix runs three ways, which must agree: on one thread, on two (the received half
+    split in two walks, however few messages there are), and on its general path (the hash
+    table the dense layout falls back to)."""
+    s, r = columns(sent), columns(received)
+    report = as_dict(validate.check_delivery(s, r, threads=1, **options))
+    assert as_dict(validate.check_delivery(s, r, threads=2, **options)) == report
+    assert as_dict(general_check(s, r, **options)) == report
+    return report, ref.check_delivery(sent, received, **options)
+
+
+def general_check(
+    sent: Columns, received: Columns, *, ordering: str = "partition", max_examples: int = 5
+) -> validate.DeliveryReport:
+    """check_delivery with its dense path turned off."""
+    dense = delivery_module._check_dense
+    delivery_module._check_dense = lambda *args: None
+    try:
+        return validate.check_delivery(
+            sent,
+            received,
+            ordering=ordering,  # type: ignore[arg-type]
+            max_examples=max_examples,
+        )
+    finally:
+        delivery_module._check_dense = dense
 
 
 def stream(producer_id: int, partition: int, count: int, base: int = 0) -> list[Record]:
@@ -550,6 +575,105 @@ def test_three_hundred_streams() -> None:
             got, expected = delivery(sent, received, ordering=ordering, max_examples=max_examples)
             assert got == expected
     assert expected["expected"] == 2400
+
+
+def dense_path_takes(sent: Columns, received: Columns) -> bool:
+    """Whether check_delivery's dense path (not its general one) handles these columns."""
+    kernels = delivery_module._kernels()
+    found = delivery_module._check_dense(
+        kernels,
+        delivery_module._columns(sent, "sent"),
+        delivery_module._columns(received, "received"),
+        "partition",
+        5,
+        2,
+    )
+    return found is not None
+
+
+def test_more_streams_than_the_first_messages_show() -> None:
+    # The first 8,192 messages (two streams) size the dense layout's columns; 16 more
+    # streams start after them, so the layout counts every stream and starts over.
+    early = round_robin(stream(*A, 8_192), stream(*B, 8_192))
+    late = round_robin(*(stream(p, 9, 4_096) for p in range(2, 18)))
+    sent = early[:8_192] + round_robin(early[8_192:], late)
+    received = [r for k, r in enumerate(sent) if k % 1000 != 7]
+    received[50_000], received[50_001] = received[50_001], received[50_000]
+    s, r = columns(sent), columns(received)
+    assert dense_path_takes(s, r)
+    got, expected = delivery(sent, received, max_examples=3)
+    assert got == expected
+    assert got["expected"] == len(sent) and got["lost"] == len(sent) - len(received)
+
+
+def test_a_stream_far_wider_than_its_share_takes_the_general_path() -> None:
+    # One stream holds most messages: the interleaved table would be mostly empty.
+    sent = stream(*A, 5_000) + round_robin(*(stream(p, 9, 10) for p in range(2, 302)))
+    assert not dense_path_takes(columns(sent), columns(sent))
+    got, expected = delivery(sent, sent[:-1])
+    assert got == expected and got["lost"] == 1
+
+
+def test_two_halves_that_share_keys_or_order_agree_with_one_walk() -> None:
+    # 100,000 messages received in two walks: copies of first-half messages in the second
+    # half (duplicates across the walks), and a first-half message delivered late in the
+    # second half (reordered across the walks).
+    rng = random.Random(2)
+    sent = round_robin(*(stream(p, q, 12_500) for p in (1, 2) for q in range(4)))
+    received = list(sent)
+    late = received.pop(10)
+    received.insert(90_000, late)
+    for at in (1, 20, 300, 4_000):
+        received.insert(rng.randrange(60_000, 99_000), sent[at])
+    s, r = columns(sent), columns(received)
+    assert dense_path_takes(s, r)
+    for ordering in ORDERINGS:
+        got, expected = delivery(sent, received, ordering=ordering, max_examples=10)
+        assert got == expected
+        assert got["duplicated"] == 4
+        assert got["reordered"] == (0 if ordering == "none" else 1)
+
+
+def test_duplicates_inside_sent_take_the_general_path() -> None:
+    sent = stream(*A, 10) + stream(*A, 3)
+    assert not dense_path_takes(columns(sent), columns(sent))
+    got, expected = delivery(sent, sent)
+    assert got == expected and got["duplicated"] == 3
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_bad_threads(threads: object) -> None:
+    with pytest.raises(
+        ValueError, match=re.escape(f"threads must be None or an int >= 1, got {threads!r}")
+    ):
+        validate.check_delivery(columns([]), columns([]), threads=threads)  # type: ignore[arg-type]
+
+
+def _check_in_child(conn: Any) -> None:
+    sent = stream(*A, 1000)
+    report = validate.check_delivery(columns(sent), columns(sent[1:]), threads=2)
+    conn.send((report.delivered, report.lost))
+
+
+def test_two_threads_in_a_child_forked_after_the_pool_started() -> None:
+    # A forked child has no copy of the pool's thread: check_delivery must start a new
+    # one rather than wait on the parent's forever.
+    import multiprocessing
+
+    sent = stream(*A, 1000)
+    validate.check_delivery(columns(sent), columns(sent), threads=2)
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe()
+    process = context.Process(target=_check_in_child, args=(child,))
+    process.start()
+    try:
+        assert parent.poll(60), "the child's check_delivery did not finish"
+        assert parent.recv() == (999, 1)
+    finally:
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+    assert process.exitcode == 0
 
 
 def test_max_examples_zero_keeps_counts_and_large_keeps_every_example() -> None:

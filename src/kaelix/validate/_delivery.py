@@ -8,8 +8,10 @@ the kaelix API; numba only through ``_kernels``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -89,6 +91,7 @@ def check_delivery(
     *,
     ordering: Ordering = "partition",
     max_examples: int = 5,
+    threads: int | None = None,
 ) -> DeliveryReport:
     """Compares what was received with what was sent, message by message.
 
@@ -97,6 +100,12 @@ def check_delivery(
     delivered; a delivered message is also *corrupted* when its checksum differs from the
     sent one, and *reordered* when it was sent before a message of the same ordering scope
     that arrived earlier. Sent messages never received are *lost*.
+
+    When each stream's sent sequences strictly increase (what a producer sends), the sent
+    messages are laid out in a table indexed by sequence, and the received half can be
+    walked by two threads at once; otherwise (a key sent twice, sequences out of order or
+    scattered) a hash table keyed by (stream, sequence) takes over. Both give the same
+    report.
 
     Args:
         sent: a ``MessageBatch``, or a mapping with 1-D numpy columns ``producer_id``,
@@ -107,6 +116,9 @@ def check_delivery(
             partition: what kaelix streams promise), ``"producer"`` (each producer's
             messages across its partitions), ``"global"`` (all messages) or ``"none"``.
         max_examples: how many examples of each problem to keep.
+        threads: how many threads may share the work: 1, or 2 (more are not used: the
+            check is bound by memory, not by arithmetic). None (the default) uses two for
+            a million messages and more when the machine has two cores or more.
 
     Returns:
         A ``DeliveryReport``, true only when nothing is wrong.
@@ -121,10 +133,258 @@ def check_delivery(
     if ordering not in _ORDERINGS:
         raise ValueError(f"ordering must be one of {_ORDERINGS}, got {ordering!r}")
     max_examples = _check_max_examples(max_examples)
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
+        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
     s = _columns(sent, "sent")
     r = _columns(received, "received")
     k = _kernels()
+    if threads is None:
+        messages = len(s["sequence"]) + len(r["sequence"])
+        threads = 2 if messages >= _PARALLEL_MIN and _cores() >= 2 else 1
+    found = _check_dense(k, s, r, ordering, max_examples, min(threads, 2))
+    counters, rows = found if found is not None else _check_general(k, s, r, ordering, max_examples)
+    examples = _examples(rows[:5], [s, r, r, r, r])
+    return DeliveryReport(
+        expected=int(counters[k.EXPECTED]),
+        delivered=int(counters[k.DELIVERED]),
+        lost=int(counters[k.LOST]),
+        duplicated=int(counters[k.DUPLICATED]),
+        reordered=int(counters[k.REORDERED]),
+        corrupted=int(counters[k.CORRUPTED]),
+        unexpected=int(counters[k.UNEXPECTED]),
+        ordering=ordering,
+        examples=examples,
+    )
 
+
+_Kernels = Any
+_Found = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]
+"""(counters in the kernels' order, example positions by category, -1 ending a row)."""
+
+_PARALLEL_MIN = 1 << 20  # messages from which threads=None uses two threads
+_SAMPLE = 8192  # sent messages that size the dense layout's columns
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def _check_dense(
+    k: _Kernels,
+    s: dict[str, npt.NDArray[Any]],
+    r: dict[str, npt.NDArray[Any]],
+    ordering: str,
+    max_examples: int,
+    threads: int,
+) -> _Found | None:
+    """check_delivery when every stream's sent sequences strictly increase and span at most
+    about twice their share of the table (see kernels.index_sent); None when they do not.
+
+    Up to two threads: one lays out the sent messages while the other numbers the received
+    messages' streams; then each walks half of the received messages, marking what it
+    delivered in its own array. A key received in both halves, or a message of the second
+    half sent before one the first half delivered, is only seen when the halves are put
+    together; then the second half is walked again after the first (the report is the
+    same either way)."""
+    n_sent, n_received = len(s["sequence"]), len(r["sequence"])
+    if n_sent >= 2**32 - 1:
+        return None  # a word keeps position + 1 in 32 bits
+    sample = min(n_sent, _SAMPLE)
+    sample_table = k.new_stream_table(4096)
+    k.number_streams(
+        s["producer_id"][:sample], s["partition"][:sample], *sample_table,
+        np.empty(sample, np.uint32),
+    )  # fmt: skip
+    streams = max(int(sample_table[5][0]), 1)
+    local = _scratch("local", n_received, np.uint32)[:n_received]
+
+    def number_received() -> tuple[npt.NDArray[Any], ...]:
+        return _number_all(k, r["producer_id"], r["partition"], local)
+
+    def lay_out(streams: int, clear: int, recount: bool) -> tuple[Any, ...] | None:
+        column_bits = (streams - 1).bit_length()
+        rows = 2 * (n_sent // streams) + 1024  # twice a stream's share, and some room
+        if rows << column_bits > 8 * n_sent + (1 << 16):
+            return None
+        columns = 1 << column_bits
+        words = _scratch("words", rows << column_bits, np.uint64)
+        words[:clear] = 0
+        table = k.new_stream_table(columns)
+        origin, last = np.empty(columns, np.uint64), np.empty(columns, np.uint64)
+        count = np.empty(columns, np.uint64)
+        code, _ = k.index_sent(
+            s["producer_id"], s["partition"], s["sequence"], s["checksum"], *table,
+            origin, last, count, words, column_bits, rows,
+        )  # fmt: skip
+        if code == k.DENSE_OK:
+            return column_bits, table, origin, last, count, words
+        if code == k.DENSE_MORE_STREAMS and recount:
+            # More streams than the first messages showed: count them all, start over.
+            everyone = _number_all(k, s["producer_id"], s["partition"])
+            return lay_out(max(int(everyone[5][0]), 1), clear, False)
+        return None
+
+    laid, received_table = _together([lambda: lay_out(streams, 0, True), number_received], threads)
+    if laid is None:
+        return None
+    column_bits, table, origin, last, count, words = laid
+    m = int(table[5][0])
+    width = last[:m] - origin[:m] + np.uint64(1)
+    used_rows = int(width.max()) if m else 0
+    used = used_rows << column_bits
+    expected = int(count[:m].sum())
+    if expected != int(width.sum()):
+        # Holes in some stream's sequences: their slots must read as never sent.
+        laid = lay_out(m, used, False)
+        assert laid is not None  # the same messages fit the same layout
+        column_bits, table, origin, last, count, words = laid
+    renumbered = k.renumber(
+        table[0], table[1], table[2], received_table[3], received_table[4],
+        int(received_table[5][0]),
+    )  # fmt: skip
+    scope_of_stream, n_scopes = _scopes(ordering, table[3][:m])
+    if n_scopes == 0:
+        scope_of_stream = np.empty(0, np.int64)  # no ordering to check
+
+    halves = 2 if threads == 2 and n_received >= 2 else 1
+    edges = [n_received * h // halves for h in range(halves + 1)]
+    got = _scratch("got", halves * max(used, 1), np.uint8)[: halves * max(used, 1)]
+    got = got.reshape(halves, max(used, 1))
+
+    def walk(h: int, marks: npt.NDArray[np.uint8], state: _Walk | None = None) -> _Walk:
+        if state is None:
+            marks[:used] = 0
+            state = _Walk(max(n_scopes, 1), max_examples)
+        a, b = edges[h], edges[h + 1]
+        k.walk_dense(
+            local[a:b], renumbered, r["sequence"][a:b], r["checksum"][a:b], origin, width,
+            column_bits, words, marks, scope_of_stream, state.running, state.first_record,
+            state.counts, state.examples, state.taken, a,
+        )  # fmt: skip
+        return state
+
+    def settle(first: int, stop: int, both_halves: bool) -> tuple[int, int, Any]:
+        return k.settle_dense(  # type: ignore[no-any-return]
+            words,
+            got[0],
+            got[halves - 1],
+            both_halves,
+            width,
+            column_bits,
+            first,
+            stop,
+            max_examples,
+        )
+
+    walks = _together([lambda h=h: walk(h, got[h]) for h in range(halves)], halves)
+    middle = used_rows // 2
+    settled = _together(
+        [lambda: settle(0, middle, halves == 2), lambda: settle(middle, used_rows, halves == 2)],
+        halves,
+    )
+    if halves == 2:
+        first, second = walks
+        crossed = n_scopes > 0 and bool(
+            np.any((second.first_record >= 0) & (second.first_record < first.running))
+        )
+        if crossed or settled[0][0] + settled[1][0]:
+            # A key in both halves, or order broken across them: walk the second half again
+            # after the first, on the first's marks.
+            walks = [walk(1, got[0], first)]
+            settled = [settle(0, used_rows, False)]
+    counters = np.zeros(k.N_COUNTERS, np.int64)
+    counters[k.EXPECTED] = expected
+    for state in walks:
+        for at, category in enumerate((k.DELIVERED, k.DUPLICATED, k.REORDERED, k.CORRUPTED)):
+            counters[category] += state.counts[at]
+        counters[k.UNEXPECTED] += state.counts[4]
+    counters[k.LOST] = sum(int(lost) for _, lost, _ in settled)
+    rows_out = np.full((k.N_CATEGORIES, max_examples), -1, np.int64)
+    for category in range(k.N_CATEGORIES):
+        found = [int(x) for w in walks for x in w.examples[category, : w.taken[category]]]
+        rows_out[category, : len(found[:max_examples])] = found[:max_examples]
+    lost_at = sorted(int(x) for _, _, best in settled for x in best if x >= 0)[:max_examples]
+    rows_out[k.LOST, : len(lost_at)] = lost_at
+    return counters, rows_out
+
+
+def _number_all(
+    k: _Kernels,
+    producer: npt.NDArray[np.uint64],
+    partition: npt.NDArray[np.uint32],
+    out: npt.NDArray[np.uint32] | None = None,
+) -> tuple[npt.NDArray[Any], ...]:
+    """A stream table numbering every (producer, partition) pair of the columns (each
+    message's number into out), grown until they fit."""
+    if out is None:
+        out = _scratch("numbers", len(producer), np.uint32)
+    capacity = 256
+    while True:
+        table = k.new_stream_table(capacity)
+        if k.number_streams(producer, partition, *table, out):
+            return table  # type: ignore[no-any-return]
+        capacity *= 8
+
+
+class _Walk:
+    """One walk's running state and results (see kernels.walk_dense)."""
+
+    def __init__(self, scopes: int, max_examples: int) -> None:
+        self.running = np.full(scopes, -1, np.int64)
+        self.first_record = np.full(scopes, -1, np.int64)
+        self.counts = np.zeros(
+            5, np.int64
+        )  # delivered, duplicated, reordered, corrupted, unexpected
+        self.examples = np.full((6, max_examples), -1, np.int64)
+        self.taken = np.zeros(6, np.int64)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's thread does not exist: make a new pool on next use."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _together(jobs: list[Any], threads: int) -> list[Any]:
+    """Runs the jobs, the first on this thread and the rest on the validators' pool when
+    threads > 1 (one after another otherwise), and returns their results in order."""
+    global _pool
+    if threads < 2 or len(jobs) < 2:
+        return [job() for job in jobs]
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kaelix-validate")
+        pool = _pool
+    futures = [pool.submit(job) for job in jobs[1:]]
+    try:
+        first = jobs[0]()
+    finally:
+        rest = [future.result() for future in futures]
+    return [first, *rest]
+
+
+def _check_general(
+    k: _Kernels,
+    s: dict[str, npt.NDArray[Any]],
+    r: dict[str, npt.NDArray[Any]],
+    ordering: str,
+    max_examples: int,
+) -> _Found:
+    """check_delivery for any input: sent keys numbered by a hash table of (stream,
+    sequence) when the dense layout would be too sparse, first occurrences kept."""
     n_sent = len(s["sequence"])
     stream_of = _scratch("stream_of", n_sent, np.int32)
     streams = 64
@@ -156,18 +416,7 @@ def check_delivery(
         r["producer_id"], r["partition"], r["sequence"], r["checksum"],
         ka, kb, kv, kc, scope_of_stream, n_scopes, max_examples, first, checksums, got,
     )  # fmt: skip
-    examples = _examples(rows[:5], [s, r, r, r, r])
-    return DeliveryReport(
-        expected=int(counters[k.EXPECTED]),
-        delivered=int(counters[k.DELIVERED]),
-        lost=int(counters[k.LOST]),
-        duplicated=int(counters[k.DUPLICATED]),
-        reordered=int(counters[k.REORDERED]),
-        corrupted=int(counters[k.CORRUPTED]),
-        unexpected=int(counters[k.UNEXPECTED]),
-        ordering=ordering,
-        examples=examples,
-    )
+    return counters, rows
 
 
 def _kernels() -> Any:
@@ -270,17 +519,20 @@ class DeliveryTracker:
         capacity = max(16, 2 * streams)
         high = np.zeros(capacity, np.uint64)
         bits = np.zeros((capacity, self._window // 64), np.uint64)
-        table = k.new_table(capacity)
+        table = k.new_stream_table(capacity)
         if streams:
             high[:streams] = self._high[:streams]
             bits[:streams] = self._bits[:streams]
-            k.rehash(*self._table[:3], *table)
+            table[3][:streams] = self._table[3][:streams]
+            table[4][:streams] = self._table[4][:streams]
+            table[5][0] = streams
+            k.restock(*table[:5], streams)
         self._high, self._bits, self._table = high, bits, table
 
     @property
     def streams(self) -> int:
         """(producer, partition) pairs seen."""
-        return int(self._table[3][0])
+        return int(self._table[5][0])
 
     @property
     def messages(self) -> int:

@@ -8,12 +8,20 @@ costs about 0.2 s). Imports nothing of kaelix.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 _jit = numba.njit(cache=True, nogil=True)
-# Small helpers called per message: inlined into the loops (a call per message, and uint64
-# table indices, made the hash lookups ten times slower).
+# Small helpers called per message: inlined into the loops (a call per message made the hash
+# lookups ten times slower; so does mixing uint64 and int64 in one index expression, which
+# numba computes in float64). Helpers that return a value and also store to arrays stay
+# written out in the loops: inlined, one made a loop fifty times slower.
 _inline = numba.njit(cache=True, nogil=True, inline="always")
 
 U64 = np.uint64
@@ -121,21 +129,6 @@ def sent_streams(producer, partition, sequence, ka, kb, kv, kc, stream_of):  # t
             hi[sid] = s
     m = kc[0]
     return True, lo[:m].copy(), hi[:m].copy(), prod[:m].copy(), switches
-
-
-@_jit
-def rehash(ka, kb, kv, na, nb, nv, nc):  # type: ignore[no-untyped-def]
-    """Copies every key of one table into a bigger one, keeping its index."""
-    for i in range(kv.shape[0]):
-        if kv[i] >= 0:
-            mask = nv.shape[0] - 1
-            j = np.int64(_mix(ka[i], kb[i]) & U64(mask))
-            while nv[j] >= 0:
-                j = (j + 1) & mask
-            na[j] = ka[i]
-            nb[j] = kb[i]
-            nv[j] = kv[i]
-            nc[0] += 1
 
 
 @_jit
@@ -302,6 +295,311 @@ def check(  # type: ignore[no-untyped-def]
     return counters, examples
 
 
+# ---- check_delivery's dense path -------------------------------------------------------
+#
+# The common case: within each (producer, partition) stream, sent sequences strictly increase
+# and fill a range without wide holes. Then a sent message's slot is a function of its key:
+# (sequence - origin[stream]) << column_bits | stream, streams interleaved column by column
+# so that messages sent round-robin across streams write (and are later read) near each
+# other. Every index in these loops is unsigned: numba adds a negative-index fix-up to each
+# signed index, and that alone doubled the cost of a lookup. Slots are computed a block
+# ahead and prefetched, because the slot table is larger than the caches and a load that
+# waits on memory stalls the loop behind it.
+
+_NONE = np.uint64(0xFFFFFFFFFFFFFFFF)  # an empty stream-table slot, or no stream
+_LOW = np.uint64(0xFFFFFFFF)
+_ONE = np.uint64(1)
+_ZERO = np.uint64(0)
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xBF58476D1CE4E5B9)
+_BLOCK = 64  # messages whose slots are prefetched before the first of them is used
+
+# Codes index_sent returns (besides OK) when the dense path does not apply.
+DENSE_OK, DENSE_MORE_STREAMS, DENSE_NOT_INCREASING, DENSE_TOO_WIDE = 0, 1, 2, 3
+
+
+def _prefetch_typing(typingctx, array, index):  # type: ignore[no-untyped-def]
+    """A hint to bring array[index] into the cache for writing (llvm.prefetch; it never
+    faults, so any index is safe)."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
+            builder.module, fnty, "llvm.prefetch.p0i8"
+        )
+        address = builder.bitcast(builder.gep(data, [args[1]]), byte_ptr)
+        # write, highest locality, data cache
+        builder.call(fn, [address, i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_typing)
+
+
+def new_stream_table(capacity: int) -> tuple[np.ndarray, ...]:
+    """An open-addressing table numbering up to capacity (producer, partition) keys: keys and
+    numbers by slot (_NONE = empty), the keys by number, and how many there are. At least 16
+    slots per key while that stays small, so that nearly every lookup takes one probe."""
+    size = 16
+    while size < 16 * capacity and size < 1 << 16:
+        size *= 2
+    while size < 2 * capacity:
+        size *= 2
+    return (
+        np.zeros(size, np.uint64),
+        np.zeros(size, np.uint64),
+        np.full(size, _NONE, np.uint64),
+        np.zeros(capacity, np.uint64),
+        np.zeros(capacity, np.uint64),
+        np.zeros(1, np.uint64),
+    )
+
+
+@_inline
+def _table_shift(size):  # type: ignore[no-untyped-def]
+    bits = 0
+    while (1 << bits) < size:
+        bits += 1
+    return np.uint64(64 - bits)
+
+
+@_inline
+def _lookup(ka, kb, kv, a, b, shift, mask):  # type: ignore[no-untyped-def]
+    """(number or _NONE, slot) of key (a, b): multiply-shift hashing, linear probing."""
+    j = ((a ^ (b * _K1)) * _K2) >> shift
+    while True:
+        v = kv[j]
+        if v == _NONE or (ka[j] == a and kb[j] == b):
+            return v, j
+        j = (j + _ONE) & mask
+
+
+@_jit
+def index_sent(  # type: ignore[no-untyped-def]
+    producer, partition, sequence, checksum, ka, kb, kv, by_a, by_b, kc,
+    origin, last, count, words, column_bits, rows,
+):  # fmt: skip
+    """Numbers the sent streams (origin: each one's first sequence) and writes every sent
+    message's word, checksum << 32 | (position + 1), at its slot. Returns (code, position):
+    DENSE_OK, or why the dense path does not apply and where that was found: more streams
+    than 2**column_bits, a stream's sequences not strictly increasing, or a sequence rows or
+    more past its stream's first."""
+    n = np.uint64(sequence.shape[0])
+    shift = _table_shift(kv.shape[0])
+    mask = np.uint64(kv.shape[0] - 1)
+    columns = np.uint64(column_bits)
+    limit = np.uint64(rows)
+    slots = np.empty(_BLOCK, np.uint64)
+    start = _ZERO
+    while start < n:
+        stop = min(start + np.uint64(_BLOCK), n)
+        i = start
+        while i < stop:
+            a = producer[i]
+            b = np.uint64(partition[i])
+            s = sequence[i]
+            # The lookup and the insertion are written out here, not called: numba made a
+            # helper holding both fifty times slower than this.
+            sid, j = _lookup(ka, kb, kv, a, b, shift, mask)
+            if sid == _NONE:  # a new stream
+                sid = kc[0]
+                if sid == np.uint64(by_a.shape[0]):
+                    return DENSE_MORE_STREAMS, np.int64(i)
+                ka[j] = a
+                kb[j] = b
+                kv[j] = sid
+                by_a[sid] = a
+                by_b[sid] = b
+                kc[0] = sid + _ONE
+                origin[sid] = s
+                count[sid] = _ZERO
+            elif s <= last[sid]:
+                return DENSE_NOT_INCREASING, np.int64(i)
+            row = s - origin[sid]
+            if row >= limit:
+                return DENSE_TOO_WIDE, np.int64(i)
+            last[sid] = s
+            count[sid] += _ONE
+            slot = (row << columns) | sid
+            slots[i - start] = slot
+            _prefetch(words, slot)
+            i += _ONE
+        i = start
+        while i < stop:
+            words[slots[i - start]] = (np.uint64(checksum[i]) << np.uint64(32)) | (i + _ONE)
+            i += _ONE
+        start = stop
+    return DENSE_OK, np.int64(n)
+
+
+@_jit
+def number_streams(producer, partition, ka, kb, kv, by_a, by_b, kc, out):  # type: ignore[no-untyped-def]
+    """Each message's stream number (in a table of its own) into out; False when the table
+    filled up."""
+    n = np.uint64(producer.shape[0])
+    shift = _table_shift(kv.shape[0])
+    mask = np.uint64(kv.shape[0] - 1)
+    i = _ZERO
+    while i < n:
+        a = producer[i]
+        b = np.uint64(partition[i])
+        sid, j = _lookup(ka, kb, kv, a, b, shift, mask)
+        if sid == _NONE:  # as in index_sent
+            sid = kc[0]
+            if sid == np.uint64(by_a.shape[0]):
+                return False
+            ka[j] = a
+            kb[j] = b
+            kv[j] = sid
+            by_a[sid] = a
+            by_b[sid] = b
+            kc[0] = sid + _ONE
+        out[i] = sid
+        i += _ONE
+    return True
+
+
+@_jit
+def renumber(ka, kb, kv, by_a, by_b, count):  # type: ignore[no-untyped-def]
+    """For each of the first count keys (by_a, by_b) of one table, its number in the table
+    (ka, kb, kv), or _NONE."""
+    out = np.full(max(count, 1), _NONE, np.uint64)
+    shift = _table_shift(kv.shape[0])
+    mask = np.uint64(kv.shape[0] - 1)
+    for x in range(count):
+        out[x] = _lookup(ka, kb, kv, by_a[x], by_b[x], shift, mask)[0]
+    return out
+
+
+@_jit
+def walk_dense(  # type: ignore[no-untyped-def]
+    local, renumbered, sequence, checksum, origin, width, column_bits, words, got,
+    scope_of_stream, running, first_record, counts, examples, taken, offset,
+):  # fmt: skip
+    """The delivery walk over one run of received messages (local: their stream numbers,
+    renumbered into the sent table's). A slot is marked in got, this walk's own array, so
+    that two walks over two halves of the received messages run at once without sharing a
+    byte; the caller reconciles them. running and first_record hold, per ordering scope, the
+    highest sent position delivered so far and the first one this walk delivered (-1:
+    none). Adds delivered, duplicated, reordered, corrupted and unexpected to counts, and
+    example positions (offset + index) to examples."""
+    max_examples = examples.shape[1]
+    check_order = scope_of_stream.shape[0] > 0
+    columns = np.uint64(column_bits)
+    column_mask = (_ONE << columns) - _ONE
+    delivered = 0
+    duplicated = 0
+    reordered = 0
+    corrupted = 0
+    unexpected = 0
+    n = np.uint64(sequence.shape[0])
+    slots = np.empty(_BLOCK, np.uint64)
+    start = _ZERO
+    while start < n:
+        stop = min(start + np.uint64(_BLOCK), n)
+        i = start
+        while i < stop:
+            g = renumbered[local[i]]
+            slot = _NONE
+            if g != _NONE:
+                row = sequence[i] - origin[g]
+                if row < width[g]:  # false for sequence < origin too: the row wraps
+                    slot = (row << columns) | g
+                    _prefetch(words, slot)
+                    _prefetch(got, slot)
+            slots[i - start] = slot
+            i += _ONE
+        i = start
+        while i < stop:
+            slot = slots[i - start]
+            category = -1
+            word = _ZERO
+            if slot != _NONE:
+                word = words[slot]
+            if word & _LOW == _ZERO:  # never sent (outside every range, or a hole in one)
+                category = UNEXPECTED
+                unexpected += 1
+            elif got[slot]:
+                category = DUPLICATED
+                duplicated += 1
+            else:
+                got[slot] = 1
+                delivered += 1
+                if (word >> np.uint64(32)) != np.uint64(checksum[i]):
+                    corrupted += 1
+                    if taken[CORRUPTED] < max_examples:
+                        examples[CORRUPTED, taken[CORRUPTED]] = offset + np.int64(i)
+                        taken[CORRUPTED] += 1
+                if check_order:
+                    scope = scope_of_stream[slot & column_mask]
+                    sent_at = np.int64(word & _LOW)
+                    if sent_at < running[scope]:
+                        category = REORDERED
+                        reordered += 1
+                    else:
+                        if running[scope] < 0:
+                            first_record[scope] = sent_at
+                        running[scope] = sent_at
+            if category >= 0 and taken[category] < max_examples:
+                examples[category, taken[category]] = offset + np.int64(i)
+                taken[category] += 1
+            i += _ONE
+        start = stop
+    counts[0] += delivered
+    counts[1] += duplicated
+    counts[2] += reordered
+    counts[3] += corrupted
+    counts[4] += unexpected
+
+
+@_jit
+def settle_dense(words, got_a, got_b, two, width, column_bits, first_row, stop_row, max_examples):  # type: ignore[no-untyped-def]
+    """Over the slot rows [first_row, stop_row): how many slots both walks delivered (two:
+    whether got_b is a second walk's), how many slots were sent and never delivered, and
+    the smallest max_examples sent positions among those."""
+    best = np.full(max_examples, np.int64(-1), np.int64)
+    kept = 0
+    both = 0
+    lost = 0
+    m = np.uint64(width.shape[0])
+    columns = np.uint64(column_bits)
+    row = np.uint64(first_row)
+    while row < np.uint64(stop_row):
+        col = _ZERO
+        while col < m:
+            if row < width[col]:
+                j = (row << columns) | col
+                marks = got_a[j]
+                if two:
+                    marks += got_b[j]
+                both += marks > 1
+                if marks == 0 and words[j] & _LOW != _ZERO:
+                    lost += 1
+                    sent_at = np.int64(words[j] & _LOW) - 1
+                    if kept < max_examples:
+                        kept += 1
+                        best[kept - 1] = sent_at
+                    elif max_examples > 0 and sent_at < best[max_examples - 1]:
+                        best[max_examples - 1] = sent_at
+                    else:
+                        col += _ONE
+                        continue
+                    t = kept - 1  # sift the new entry down: best stays sorted
+                    while t > 0 and best[t - 1] > best[t]:
+                        best[t - 1], best[t] = best[t], best[t - 1]
+                        t -= 1
+            col += _ONE
+        row += _ONE
+    return both, lost, best
+
+
 # ---- the tracker ------------------------------------------------------------------------
 
 
@@ -315,6 +613,8 @@ def track(  # type: ignore[no-untyped-def]
     ka,
     kb,
     kv,
+    by_a,
+    by_b,
     kc,
     high,
     bits,
@@ -331,8 +631,16 @@ def track(  # type: ignore[no-untyped-def]
     rules). Returns the index it stopped at: the length when done, or earlier when a new
     stream needs room (the caller grows the per-stream arrays and calls again). A stream's
     high is meaningful once it exists; a stream whose first message was below start has
-    high = start - 1 (nothing received yet)."""
+    high = start - 1 (nothing received yet).
+
+    The stream table is a new_stream_table (unsigned indices, see check_delivery's dense
+    path). The next sequence of a stream that has one, the common case, takes a short path
+    written with unsigned indices: its bit shares a slot with the sequence leaving the
+    window, which is lost if that bit is clear."""
     n = sequence.shape[0]
+    shift = _table_shift(kv.shape[0])
+    mask = np.uint64(kv.shape[0] - 1)
+    word_mask = np.uint64(window - 1)
     words = window // 64
     w = U64(window)
     st = U64(start)
@@ -347,12 +655,33 @@ def track(  # type: ignore[no-untyped-def]
         p = producer[i]
         q = U64(partition[i])
         s = sequence[i]
-        before = kc[0]
-        sid = find(ka, kb, kv, p, q)
-        if sid < 0:
+        found, j = _lookup(ka, kb, kv, p, q, shift, mask)
+        if found != _NONE:
+            h = high[found]
+            if s > h and s - h == _ONE and h >= st:  # the stream's next sequence
+                at = s & word_mask
+                bit = _ONE << (at & np.uint64(63))
+                word = bits[found, at >> np.uint64(6)]
+                if word & bit == _ZERO and s - st >= w:
+                    lost += _ONE  # s - w left the window without arriving
+                bits[found, at >> np.uint64(6)] = word | bit
+                high[found] = s
+                delivered += 1
+                i += 1
+                continue
+        before = np.int64(kc[0])
+        if found == _NONE:
             if before == high.shape[0]:
                 break  # the caller grows the arrays for one more stream, and calls again
-            sid = _insert(ka, kb, kv, kc, p, q)
+            ka[j] = p
+            kb[j] = q
+            kv[j] = kc[0]
+            by_a[before] = p
+            by_b[before] = q
+            kc[0] += _ONE
+            sid = before
+        else:
+            sid = np.int64(found)
         category = -1
         if sid == before:  # the stream's first message
             for k in range(words):
@@ -485,3 +814,16 @@ def pending(high, bits, count, window, start):  # type: ignore[no-untyped-def]
                 break
             x += U64(1)
     return gaps
+
+
+@_jit
+def restock(ka, kb, kv, by_a, by_b, count):  # type: ignore[no-untyped-def]
+    """Adds the first count keys (by_a, by_b) to an empty, bigger new_stream_table, each
+    with its number (its index): how a table grows."""
+    shift = _table_shift(kv.shape[0])
+    mask = np.uint64(kv.shape[0] - 1)
+    for x in range(count):
+        _, j = _lookup(ka, kb, kv, by_a[x], by_b[x], shift, mask)
+        ka[j] = by_a[x]
+        kb[j] = by_b[x]
+        kv[j] = np.uint64(x)

@@ -387,6 +387,18 @@ def _python_check(sizes: ValidateSizes) -> Workload:
     )
 
 
+def _column_floor(sizes: ValidateSizes) -> Workload:
+    """Reads the eight key columns of the same run once (numpy reductions): the memory
+    traffic any exact check must pay, whatever it computes."""
+    run = faulty_run(sizes.messages, sizes.producers, sizes.partitions)
+    columns = [side[name] for side in (run.sent, run.received) for name in COLUMNS]
+
+    def call() -> int:
+        return sum(int(np.bitwise_xor.reduce(column)) for column in columns)
+
+    return Workload(call, messages=run.received_messages)
+
+
 # ------------------------------------------------------------------------- DeliveryTracker
 
 
@@ -526,6 +538,14 @@ def cases(config: SuiteConfig, sizes: ValidateSizes | None = None) -> Sequence[C
                     + _COUNTED,
                 ),
                 Contender(PYTHON, lambda: _python_check(sizes), note=slice_note),
+                Contender(
+                    "memory floor (read the columns)",
+                    lambda: _column_floor(sizes),
+                    role="reference",
+                    note="no checking: numpy reads the four key columns of sent and of "
+                    "received once (24 B a message each side), the traffic any exact check "
+                    "pays before it does anything; " + _COUNTED,
+                ),
             ),
             bars=(_RATE, _HUNDRED_TIMES_PYTHON),
             note=_describe(sizes),
