@@ -634,11 +634,19 @@ def test_two_halves_that_share_keys_or_order_agree_with_one_walk() -> None:
         assert got["reordered"] == (0 if ordering == "none" else 1)
 
 
-def test_duplicates_inside_sent_take_the_general_path() -> None:
-    sent = stream(*A, 10) + stream(*A, 3)
+def test_keys_sent_twice_keep_their_first_copy_on_the_dense_path() -> None:
+    sent = [*stream(*A, 10), (*A, 1, 99), (*A, 2, 98)]
+    assert dense_path_takes(columns(sent), columns(sent))
+    got, expected = delivery(sent, sent, max_examples=10)
+    assert got == expected
+    assert got["expected"] == 10 and got["duplicated"] == 2 and got["corrupted"] == 0
+
+
+def test_a_sequence_below_its_streams_first_takes_the_general_path() -> None:
+    sent = [(*A, 5, 1), (*A, 6, 2), (*A, 4, 3), (*B, 0, 4)]
     assert not dense_path_takes(columns(sent), columns(sent))
-    got, expected = delivery(sent, sent)
-    assert got == expected and got["duplicated"] == 3
+    got, expected = delivery(sent, sent[::-1])
+    assert got == expected and got["reordered"] == 2
 
 
 @pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])

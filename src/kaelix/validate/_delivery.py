@@ -101,11 +101,11 @@ def check_delivery(
     sent one, and *reordered* when it was sent before a message of the same ordering scope
     that arrived earlier. Sent messages never received are *lost*.
 
-    When each stream's sent sequences strictly increase (what a producer sends), the sent
-    messages are laid out in a table indexed by sequence, and the received half can be
-    walked by two threads at once; otherwise (a key sent twice, sequences out of order or
-    scattered) a hash table keyed by (stream, sequence) takes over. Both give the same
-    report.
+    When each stream's sent sequences start at its first one and run without wide gaps
+    (what producers send), the sent messages are laid out in a table indexed by sequence,
+    and the received messages can be walked by two threads at once; otherwise (sequences
+    scattered, or below a stream's first) a hash table keyed by (stream, sequence) takes
+    over. Both give the same report.
 
     Args:
         sent: a ``MessageBatch``, or a mapping with 1-D numpy columns ``producer_id``,
@@ -182,8 +182,8 @@ def _check_dense(
     max_examples: int,
     threads: int,
 ) -> _Found | None:
-    """check_delivery when every stream's sent sequences strictly increase and span at most
-    about twice their share of the table (see kernels.index_sent); None when they do not.
+    """check_delivery when no stream sends a sequence below its first one and each spans at
+    most about twice its share of the table (see kernels.index_sent); None otherwise.
 
     Up to two threads: one lays out the sent messages while the other numbers the received
     messages' streams; then each walks half of the received messages, marking what it
@@ -206,43 +206,35 @@ def _check_dense(
     def number_received() -> tuple[npt.NDArray[Any], ...]:
         return _number_all(k, r["producer_id"], r["partition"], local)
 
-    def lay_out(streams: int, clear: int, recount: bool) -> tuple[Any, ...] | None:
+    def lay_out(streams: int, recount: bool) -> tuple[Any, ...] | None:
         column_bits = (streams - 1).bit_length()
         rows = 2 * (n_sent // streams) + 1024  # twice a stream's share, and some room
         if rows << column_bits > 8 * n_sent + (1 << 16):
             return None
         columns = 1 << column_bits
         words = _scratch("words", rows << column_bits, np.uint64)
-        words[:clear] = 0
         table = k.new_stream_table(columns)
-        origin, last = np.empty(columns, np.uint64), np.empty(columns, np.uint64)
-        count = np.empty(columns, np.uint64)
+        origin = np.empty(columns, np.uint64)
+        state = np.zeros(3, np.uint64)  # rows cleared, rows used, keys sent again
         code, _ = k.index_sent(
             s["producer_id"], s["partition"], s["sequence"], s["checksum"], *table,
-            origin, last, count, words, column_bits, rows,
+            origin, words, column_bits, rows, state,
         )  # fmt: skip
         if code == k.DENSE_OK:
-            return column_bits, table, origin, last, count, words
+            return column_bits, table, origin, words, int(state[1]), int(state[2])
         if code == k.DENSE_MORE_STREAMS and recount:
             # More streams than the first messages showed: count them all, start over.
             everyone = _number_all(k, s["producer_id"], s["partition"])
-            return lay_out(max(int(everyone[5][0]), 1), clear, False)
+            return lay_out(max(int(everyone[5][0]), 1), False)
         return None
 
-    laid, received_table = _together([lambda: lay_out(streams, 0, True), number_received], threads)
+    laid, received_table = _together([lambda: lay_out(streams, True), number_received], threads)
     if laid is None:
         return None
-    column_bits, table, origin, last, count, words = laid
+    column_bits, table, origin, words, used_rows, repeats = laid
     m = int(table[5][0])
-    width = last[:m] - origin[:m] + np.uint64(1)
-    used_rows = int(width.max()) if m else 0
     used = used_rows << column_bits
-    expected = int(count[:m].sum())
-    if expected != int(width.sum()):
-        # Holes in some stream's sequences: their slots must read as never sent.
-        laid = lay_out(m, used, False)
-        assert laid is not None  # the same messages fit the same layout
-        column_bits, table, origin, last, count, words = laid
+    expected = n_sent - repeats
     renumbered = k.renumber(
         table[0], table[1], table[2], received_table[3], received_table[4],
         int(received_table[5][0]),
@@ -262,9 +254,9 @@ def _check_dense(
             state = _Walk(max(n_scopes, 1), max_examples)
         a, b = edges[h], edges[h + 1]
         k.walk_dense(
-            local[a:b], renumbered, r["sequence"][a:b], r["checksum"][a:b], origin, width,
-            column_bits, words, marks, scope_of_stream, state.running, state.first_record,
-            state.counts, state.examples, state.taken, a,
+            local[a:b], renumbered, r["sequence"][a:b], r["checksum"][a:b], origin,
+            used_rows, column_bits, words, marks, scope_of_stream, state.running,
+            state.first_record, state.counts, state.examples, state.taken, a,
         )  # fmt: skip
         return state
 
@@ -274,7 +266,7 @@ def _check_dense(
             got[0],
             got[halves - 1],
             both_halves,
-            width,
+            m,
             column_bits,
             first,
             stop,

@@ -297,14 +297,17 @@ def check(  # type: ignore[no-untyped-def]
 
 # ---- check_delivery's dense path -------------------------------------------------------
 #
-# The common case: within each (producer, partition) stream, sent sequences strictly increase
-# and fill a range without wide holes. Then a sent message's slot is a function of its key:
+# The common case: each (producer, partition) stream's sent sequences start at its lowest and
+# fill a range without wide holes. Then a sent message's slot is a function of its key:
 # (sequence - origin[stream]) << column_bits | stream, streams interleaved column by column
 # so that messages sent round-robin across streams write (and are later read) near each
-# other. Every index in these loops is unsigned: numba adds a negative-index fix-up to each
-# signed index, and that alone doubled the cost of a lookup. Slots are computed a block
-# ahead and prefetched, because the slot table is larger than the caches and a load that
-# waits on memory stalls the loop behind it.
+# other. A slot holds 0 until a message is sent to it, so holes read as never sent and a key
+# sent twice keeps its first copy, with no per-stream bookkeeping in the loop (keeping each
+# stream's count and last sequence cost a third of the pass). Every index in these loops is
+# unsigned: numba adds a negative-index fix-up to each signed index, and that alone doubled
+# the cost of a lookup. Slots are computed a block ahead and prefetched, because the slot
+# table is larger than the caches and a load that waits on memory stalls the loop behind
+# it.
 
 _NONE = np.uint64(0xFFFFFFFFFFFFFFFF)  # an empty stream-table slot, or no stream
 _LOW = np.uint64(0xFFFFFFFF)
@@ -315,7 +318,8 @@ _K2 = np.uint64(0xBF58476D1CE4E5B9)
 _BLOCK = 64  # messages whose slots are prefetched before the first of them is used
 
 # Codes index_sent returns (besides OK) when the dense path does not apply.
-DENSE_OK, DENSE_MORE_STREAMS, DENSE_NOT_INCREASING, DENSE_TOO_WIDE = 0, 1, 2, 3
+DENSE_OK, DENSE_MORE_STREAMS, DENSE_TOO_WIDE = 0, 1, 2
+_ZEROING = 1024  # rows cleared at a time, just ahead of the rows being written
 
 
 def _prefetch_typing(typingctx, array, index):  # type: ignore[no-untyped-def]
@@ -383,19 +387,24 @@ def _lookup(ka, kb, kv, a, b, shift, mask):  # type: ignore[no-untyped-def]
 
 @_jit
 def index_sent(  # type: ignore[no-untyped-def]
-    producer, partition, sequence, checksum, ka, kb, kv, by_a, by_b, kc,
-    origin, last, count, words, column_bits, rows,
+    producer, partition, sequence, checksum, ka, kb, kv, by_a, by_b, kc, origin, words,
+    column_bits, rows, state,
 ):  # fmt: skip
     """Numbers the sent streams (origin: each one's first sequence) and writes every sent
-    message's word, checksum << 32 | (position + 1), at its slot. Returns (code, position):
-    DENSE_OK, or why the dense path does not apply and where that was found: more streams
-    than 2**column_bits, a stream's sequences not strictly increasing, or a sequence rows or
-    more past its stream's first."""
+    message's word, checksum << 32 | (position + 1), at its slot unless a copy of the key
+    got there first. Rows are cleared just ahead of the highest row written (state[0]:
+    rows cleared so far; state[1]: highest row written + 1; state[2]: copies skipped).
+    Returns (code, position): DENSE_OK, or why the dense path does not apply and where that
+    was found: more streams than 2**column_bits, or a sequence below its stream's first or
+    rows or more past it."""
     n = np.uint64(sequence.shape[0])
     shift = _table_shift(kv.shape[0])
     mask = np.uint64(kv.shape[0] - 1)
     columns = np.uint64(column_bits)
     limit = np.uint64(rows)
+    cleared = state[0]
+    top = state[1]
+    repeats = state[2]
     slots = np.empty(_BLOCK, np.uint64)
     start = _ZERO
     while start < n:
@@ -419,23 +428,30 @@ def index_sent(  # type: ignore[no-untyped-def]
                 by_b[sid] = b
                 kc[0] = sid + _ONE
                 origin[sid] = s
-                count[sid] = _ZERO
-            elif s <= last[sid]:
-                return DENSE_NOT_INCREASING, np.int64(i)
-            row = s - origin[sid]
+            row = s - origin[sid]  # wraps to a huge row below the origin
             if row >= limit:
                 return DENSE_TOO_WIDE, np.int64(i)
-            last[sid] = s
-            count[sid] += _ONE
+            if row >= cleared:
+                upto = min(limit, max(row + _ONE, cleared + np.uint64(_ZEROING)))
+                words[cleared << columns : upto << columns] = _ZERO
+                cleared = upto
+            top = max(top, row + _ONE)
             slot = (row << columns) | sid
             slots[i - start] = slot
             _prefetch(words, slot)
             i += _ONE
         i = start
         while i < stop:
-            words[slots[i - start]] = (np.uint64(checksum[i]) << np.uint64(32)) | (i + _ONE)
+            slot = slots[i - start]
+            if words[slot] == _ZERO:
+                words[slot] = (np.uint64(checksum[i]) << np.uint64(32)) | (i + _ONE)
+            else:
+                repeats += _ONE  # the key was sent before: its first copy counts
             i += _ONE
         start = stop
+        state[0] = cleared
+        state[1] = top
+        state[2] = repeats
     return DENSE_OK, np.int64(n)
 
 
@@ -480,7 +496,7 @@ def renumber(ka, kb, kv, by_a, by_b, count):  # type: ignore[no-untyped-def]
 
 @_jit
 def walk_dense(  # type: ignore[no-untyped-def]
-    local, renumbered, sequence, checksum, origin, width, column_bits, words, got,
+    local, renumbered, sequence, checksum, origin, used_rows, column_bits, words, got,
     scope_of_stream, running, first_record, counts, examples, taken, offset,
 ):  # fmt: skip
     """The delivery walk over one run of received messages (local: their stream numbers,
@@ -494,6 +510,7 @@ def walk_dense(  # type: ignore[no-untyped-def]
     check_order = scope_of_stream.shape[0] > 0
     columns = np.uint64(column_bits)
     column_mask = (_ONE << columns) - _ONE
+    row_limit = np.uint64(used_rows)
     delivered = 0
     duplicated = 0
     reordered = 0
@@ -510,7 +527,7 @@ def walk_dense(  # type: ignore[no-untyped-def]
             slot = _NONE
             if g != _NONE:
                 row = sequence[i] - origin[g]
-                if row < width[g]:  # false for sequence < origin too: the row wraps
+                if row < row_limit:  # false for sequence < origin too: the row wraps
                     slot = (row << columns) | g
                     _prefetch(words, slot)
                     _prefetch(got, slot)
@@ -523,7 +540,7 @@ def walk_dense(  # type: ignore[no-untyped-def]
             word = _ZERO
             if slot != _NONE:
                 word = words[slot]
-            if word & _LOW == _ZERO:  # never sent (outside every range, or a hole in one)
+            if word == _ZERO:  # never sent (outside every range, or a hole in one)
                 category = UNEXPECTED
                 unexpected += 1
             elif got[slot]:
@@ -560,42 +577,42 @@ def walk_dense(  # type: ignore[no-untyped-def]
 
 
 @_jit
-def settle_dense(words, got_a, got_b, two, width, column_bits, first_row, stop_row, max_examples):  # type: ignore[no-untyped-def]
-    """Over the slot rows [first_row, stop_row): how many slots both walks delivered (two:
-    whether got_b is a second walk's), how many slots were sent and never delivered, and
-    the smallest max_examples sent positions among those."""
+def settle_dense(words, got_a, got_b, two, streams, column_bits, first_row, stop_row, max_examples):  # type: ignore[no-untyped-def]
+    """Over the slot rows [first_row, stop_row) of the first streams columns: how many
+    slots both walks delivered (two: whether got_b is a second walk's), how many slots
+    were sent and never delivered, and the smallest max_examples sent positions among
+    those."""
     best = np.full(max_examples, np.int64(-1), np.int64)
     kept = 0
     both = 0
     lost = 0
-    m = np.uint64(width.shape[0])
+    m = np.uint64(streams)
     columns = np.uint64(column_bits)
     row = np.uint64(first_row)
     while row < np.uint64(stop_row):
-        col = _ZERO
-        while col < m:
-            if row < width[col]:
-                j = (row << columns) | col
-                marks = got_a[j]
-                if two:
-                    marks += got_b[j]
-                both += marks > 1
-                if marks == 0 and words[j] & _LOW != _ZERO:
-                    lost += 1
-                    sent_at = np.int64(words[j] & _LOW) - 1
-                    if kept < max_examples:
-                        kept += 1
-                        best[kept - 1] = sent_at
-                    elif max_examples > 0 and sent_at < best[max_examples - 1]:
-                        best[max_examples - 1] = sent_at
-                    else:
-                        col += _ONE
-                        continue
-                    t = kept - 1  # sift the new entry down: best stays sorted
-                    while t > 0 and best[t - 1] > best[t]:
-                        best[t - 1], best[t] = best[t], best[t - 1]
-                        t -= 1
-            col += _ONE
+        j = row << columns
+        end = j + m
+        while j < end:
+            marks = got_a[j]
+            if two:
+                marks += got_b[j]
+            both += marks > 1
+            if marks == 0 and words[j] != _ZERO:
+                lost += 1
+                sent_at = np.int64(words[j] & _LOW) - 1
+                if kept < max_examples:
+                    kept += 1
+                    best[kept - 1] = sent_at
+                elif max_examples > 0 and sent_at < best[max_examples - 1]:
+                    best[max_examples - 1] = sent_at
+                else:
+                    j += _ONE
+                    continue
+                t = kept - 1  # sift the new entry down: best stays sorted
+                while t > 0 and best[t - 1] > best[t]:
+                    best[t - 1], best[t] = best[t], best[t - 1]
+                    t -= 1
+            j += _ONE
         row += _ONE
     return both, lost, best
 
