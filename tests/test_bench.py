@@ -979,6 +979,7 @@ def test_each_suite_declares_the_options_it_honours() -> None:
         "validate": ("messages",),
         "hdr": ("messages",),
         "queue": ("size", "messages"),
+        "monitor": ("messages",),
     }
 
 

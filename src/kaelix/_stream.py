@@ -306,6 +306,7 @@ class Stream:
     __slots__ = (
         "__weakref__",
         "_backend",
+        "_blocked",
         "_capacity",
         "_closed",
         "_consumers",
@@ -353,6 +354,7 @@ class Stream:
         self._groups: dict[str, _Group] | None = None
         self._consumers: weakref.WeakSet[Consumer] | None = None
         self._ids: Iterator[int] | None = None
+        self._blocked: list[int] | None = None  # [waits, ns]: see _note_blocked
         if self._shared:
             self._backend = _create_shared(self)
 
@@ -411,6 +413,7 @@ class Stream:
         self._groups = None
         self._consumers = None
         self._ids = None
+        self._blocked = None
         self._backend = _Shared(self, base, fd, meta, owner=False)
         if self._backend.closed():
             self._backend.detach()
@@ -472,6 +475,17 @@ class Stream:
         return isinstance(backend, _Shared) and backend.closed()
 
     # -- internals --
+
+    def _note_blocked(self, ns: int) -> None:
+        """Counts one wait of this handle's producers for room and its length (kaelix.monitor
+        reads them). Called on the slow path only (``Producer._put``), never by a send that
+        found room."""
+        with self._mutex():
+            blocked = self._blocked
+            if blocked is None:
+                blocked = self._blocked = [0, 0]
+            blocked[0] += 1
+            blocked[1] += ns
 
     def _mutex(self) -> threading.Lock:
         lock = self._lock
@@ -926,19 +940,23 @@ class Producer:
     def _put(self, handle: Any, frame: bytes, partition: int, timeout: float | None) -> None:
         stream = self._stream
         limit = stream._send_timeout if timeout is _UNSET else _timeout(timeout)
+        began = time.monotonic_ns()
         deadline = None if limit is None else time.monotonic() + limit
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                handle.put(frame, left)
-                return
-            except RingFull:
-                raise SendTimeout(
-                    f"no room in partition {partition} of stream {stream._name!r} within "
-                    f"{limit} s: its slowest consumer is {stream._capacity} bytes behind"
-                ) from None
-            except PeerGone:
-                continue  # a dead consumer's cursor was released: look again
+        try:
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    handle.put(frame, left)
+                    return
+                except RingFull:
+                    raise SendTimeout(
+                        f"no room in partition {partition} of stream {stream._name!r} within "
+                        f"{limit} s: its slowest consumer is {stream._capacity} bytes behind"
+                    ) from None
+                except PeerGone:
+                    continue  # a dead consumer's cursor was released: look again
+        finally:
+            stream._note_blocked(time.monotonic_ns() - began)
 
     def send_batch(
         self,

@@ -23,6 +23,7 @@ SUITES: dict[str, str] = {
     "validate": "kaelix.bench.suites.validate",
     "hdr": "kaelix.bench.suites.hdr",
     "queue": "kaelix.bench.suites.queue",
+    "monitor": "kaelix.bench.suites.monitor",
 }
 """Suite name -> module defining ``SUITE``, in the order a full run goes through them."""
 
