@@ -555,7 +555,7 @@ def walk_dense(  # type: ignore[no-untyped-def]
                         examples[CORRUPTED, taken[CORRUPTED]] = offset + np.int64(i)
                         taken[CORRUPTED] += 1
                 if check_order:
-                    scope = scope_of_stream[slot & column_mask]
+                    scope = np.uint64(scope_of_stream[slot & column_mask])  # unsigned: no fix-up
                     sent_at = np.int64(word & _LOW)
                     if sent_at < running[scope]:
                         category = REORDERED
