@@ -129,6 +129,17 @@ cdef enum:
     _TURN_REPAIR_NS = 20_000_000  # a publish turn stuck this long looks for a dead claimant
 
 cdef uint64_t UINT64_MAX_ = 0xFFFFFFFFFFFFFFFF
+
+
+cdef inline Py_ssize_t _frames_between(uint64_t later, uint64_t earlier) noexcept nogil:
+    """later - earlier as a length: 0 when earlier is ahead, at most PY_SSIZE_T_MAX. Counters
+    in a shared segment are whatever its processes wrote; a length must not come out
+    negative (for __len__, -1 means an error was raised)."""
+    if later <= earlier:
+        return 0
+    if later - earlier > <uint64_t>0x7FFFFFFFFFFFFFFF:
+        return 0x7FFFFFFFFFFFFFFF
+    return <Py_ssize_t>(later - earlier)
 cdef uint32_t attempt_word = 0  # a futex word nobody wakes: a plain 10 ms sleep
 
 
@@ -851,7 +862,7 @@ cdef class _RingCore:
                     frames = floor_frames
         else:
             kx_ring_gate(&self.r, &frames)
-        return <Py_ssize_t>(published - frames) if published > frames else 0
+        return _frames_between(published, frames)
 
     def __bool__(self):
         return len(self) > 0
@@ -924,7 +935,7 @@ cdef class _RingCore:
         the producers' to move)."""
         cdef uint64_t pos = KX_LOAD_ACQ(&s.pos), frames = KX_LOAD_RLX(&s.frames)
         cdef uint32_t i, others = 0
-        for i in range(self.r.h.max_consumers):
+        for i in range(self.r.max_consumers):
             if &kx_ring_consumer_slot(&self.r, i)[0] != s and \
                     KX_LOAD_ACQ(&kx_ring_consumer_slot(&self.r, i).state) == KX_SLOT_ACTIVE:
                 others += 1
@@ -1014,7 +1025,7 @@ cdef class RingCore(_RingCore):
         self._check_open()
         if self.cons == NULL:
             return _RingCore.__len__(self)
-        return <Py_ssize_t>(self.r.h.frames_published - self.consumed)
+        return _frames_between(self.r.h.frames_published, self.consumed)
 
     def _new_reader(self, cls, start="earliest"):
         """A new consumer of this ring with its own cursor, an instance of cls (a subclass
@@ -1029,12 +1040,12 @@ cdef class RingCore(_RingCore):
             raise ValueError(f"start must be 'earliest' or 'latest', got {start!r}")
         if self.cons != NULL:
             raise TypeError("a Ring has one consumer; make it with readers=N for readers")
-        for i in range(self.r.h.max_consumers):
+        for i in range(self.r.max_consumers):
             if kx_ring_consumer_slot(&self.r, i).state == KX_SLOT_FREE:
                 s = kx_ring_consumer_slot(&self.r, i)
                 break
         if s == NULL:
-            raise RingError(f"the ring already has its {self.r.h.max_consumers} readers",
+            raise RingError(f"the ring already has its {self.r.max_consumers} readers",
                             "too_many_consumers")
         if start == "latest":
             pos = self.r.h.publish
@@ -1608,7 +1619,7 @@ cdef class SharedRingCore(_RingCore):
         none), marked JOINING; raises RingError when every slot is in use."""
         cdef kx_ring_slot *first = kx_ring_producer_slot(&self.r, 0) if producer \
             else kx_ring_consumer_slot(&self.r, 0)
-        cdef uint32_t count = self.r.h.max_producers if producer else self.r.h.max_consumers
+        cdef uint32_t count = self.r.max_producers if producer else self.r.max_consumers
         cdef kx_ring_slot *s = self._take_slot(first, count)
         if s == NULL:
             self._reap(producer, False)
@@ -1674,7 +1685,7 @@ cdef class SharedRingCore(_RingCore):
         cdef uint64_t gate = 0
         dead = []
         live = 0
-        n = self.r.h.max_producers if producers else self.r.h.max_consumers
+        n = self.r.max_producers if producers else self.r.max_consumers
         if self.r.queue and not producers:
             only_gating = False  # consumers share the read position: any dead one counts
         if only_gating:
@@ -1688,7 +1699,7 @@ cdef class SharedRingCore(_RingCore):
                 live += 1
                 continue
             if producers:
-                if self.r.h.max_producers == 1:
+                if self.r.max_producers == 1:
                     # The only producer died, perhaps mid-write: drop its unpublished claim.
                     KX_STORE_REL(&self.r.h.claim, KX_LOAD_ACQ(&self.r.h.publish))
                 elif KX_LOAD_ACQ(&s.end) != 0:
@@ -1720,7 +1731,7 @@ cdef class SharedRingCore(_RingCore):
             dead, live = self._reap(True, False)
             if live:
                 return 0
-            for i in range(self.r.h.max_producers):
+            for i in range(self.r.max_producers):
                 if KX_LOAD_ACQ(&kx_ring_producer_slot(&self.r, i).state) == KX_SLOT_ACTIVE:
                     return 0  # a dead producer's claim still waits to be skipped
             if dead:
@@ -1743,7 +1754,7 @@ cdef class SharedRingCore(_RingCore):
             raise PeerGone(f"consumer process {dead[0]} of ring {self.name!r} died while the "
                            f"ring was full; its cursor was released", dead[0], "consumer")
         if live == 0 and KX_LOAD_ACQ(&self.r.h.orphan_consumers):
-            for i in range(self.r.h.max_consumers):
+            for i in range(self.r.max_consumers):
                 if KX_LOAD_ACQ(&kx_ring_consumer_slot(&self.r, i).state) == KX_SLOT_ACTIVE:
                     return 0
             raise PeerGone(f"the consumers of ring {self.name!r} died and the ring is full",
@@ -1813,11 +1824,11 @@ cdef class SharedRingCore(_RingCore):
 
     @property
     def max_producers(self):
-        return self.r.h.max_producers if not self.detached else 0
+        return self.r.max_producers if not self.detached else 0
 
     @property
     def max_consumers(self):
-        return self.r.h.max_consumers if not self.detached else 0
+        return self.r.max_consumers if not self.detached else 0
 
     def __dealloc__(self):
         if self.mem != NULL:
@@ -2160,7 +2171,7 @@ cdef class QueueCore(SharedRingCore):
         self._check_open()
         published = KX_LOAD_ACQ(&self.r.h.frames_published)
         done = KX_LOAD_ACQ(&self.r.h.frames_done)
-        return <Py_ssize_t>(published - done) if published > done else 0
+        return _frames_between(published, done)
 
     def _items_free(self):
         """Items a producer may still put before the maxsize (None: no maxsize)."""
@@ -2175,7 +2186,7 @@ cdef class QueueCore(SharedRingCore):
         cdef kx_ring_slot *s
         if self.detached:
             return False
-        for i in range(self.r.h.max_producers + self.r.h.max_consumers):
+        for i in range(self.r.max_producers + self.r.max_consumers):
             s = &self.r.slots[i]
             if KX_LOAD_ACQ(&s.state) == KX_SLOT_ACTIVE and s.pid != me and kx_slot_alive(s):
                 return True

@@ -148,6 +148,10 @@ typedef struct {
     int shared;
     int overwrite;
     int queue;
+    /* Slot counts, copied at bind after kx_ring_check: every slot address is computed from
+     * these, never from the header, which any attached process can rewrite. */
+    uint32_t max_producers;
+    uint32_t max_consumers;
     /* Optional second wake-up word (a stream's doorbell, one per stream): publishing wakes
      * its sleepers too, so one consumer can sleep on many rings. Process-local pointers. */
     uint32_t *bell_seq;
@@ -249,6 +253,8 @@ static inline void kx_ring_bind(kx_ring *r, void *mem) {
     r->shared = (int)r->h->shared;
     r->overwrite = (int)r->h->overwrite;
     r->queue = (int)r->h->queue;
+    r->max_producers = r->h->max_producers;
+    r->max_consumers = r->h->max_consumers;
     r->bell_seq = NULL;
     r->bell_waiters = NULL;
 }
@@ -258,7 +264,7 @@ static inline kx_ring_slot *kx_ring_producer_slot(kx_ring *r, uint32_t i) {
 }
 
 static inline kx_ring_slot *kx_ring_consumer_slot(kx_ring *r, uint32_t i) {
-    return &r->slots[r->h->max_producers + i];
+    return &r->slots[r->max_producers + i];
 }
 
 /* ---- bytes in and out, across the end of the data area ---------------------------------- */
@@ -373,7 +379,16 @@ static inline void kx_ring_notify(kx_ring *r, uint32_t *seq, uint32_t *waiters) 
 /* In an overwrite ring the floor (the oldest frame kept) and the frames before it move
  * together; one producer at a time writes them (the one whose turn it is to publish), under
  * a sequence lock so that readers in other processes see a consistent pair. */
+/* A writer holds the lock for four stores. One that holds it this long died inside it (or
+ * a process wrote an odd value into the segment): the reader then releases it on the dead
+ * writer's behalf, as kx_ring_repair_dead_claim does, instead of spinning for ever. The pair
+ * it then reads may be half updated; every position read from it is checked again before it
+ * is followed (kx_ring_next_frame), so the worst outcome is a RingError, never a bad read. */
+#define KX_FLOOR_LOCK_STALE_NS 50000000LL
+
 static inline void kx_ring_floor_read(const kx_ring *r, uint64_t *floor, uint64_t *frames) {
+    uint32_t spins = 0, held_seq = 0;
+    int64_t held_since = 0;
     for (;;) {
         uint32_t s1 = KX_LOAD_ACQ(&r->h->floor_seq);
         uint64_t f = KX_LOAD_RLX(&r->h->floor), n = KX_LOAD_RLX(&r->h->floor_frames);
@@ -382,6 +397,17 @@ static inline void kx_ring_floor_read(const kx_ring *r, uint64_t *floor, uint64_
             *floor = f;
             *frames = n;
             return;
+        }
+        if ((s1 & 1u) && (++spins & 1023u) == 0) {
+            int64_t now = kx_now_ns();
+            if (held_since == 0 || s1 != held_seq) {
+                held_seq = s1;
+                held_since = now;
+            } else if (now - held_since > KX_FLOOR_LOCK_STALE_NS) {
+                uint32_t expected = s1;
+                __atomic_compare_exchange_n(&r->h->floor_seq, &expected, s1 + 1, 0,
+                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+            }
         }
         KX_PAUSE();
     }
@@ -431,7 +457,7 @@ static inline int kx_ring_make_room(kx_ring *r, uint64_t c, uint64_t need) {
 /* The lowest position any active consumer still needs (the floor when none is active), and
  * the frames consumed up to it. Producers must not write at or beyond gate + capacity. */
 static inline uint64_t kx_ring_gate(kx_ring *r, uint64_t *frames_out) {
-    uint32_t i, n = r->h->max_consumers;
+    uint32_t i, n = r->max_consumers;
     uint64_t gate = UINT64_MAX, frames = 0;
     if (r->overwrite) { /* consumers never hold producers back */
         kx_ring_floor_read(r, &gate, &frames);
@@ -566,7 +592,7 @@ static inline int kx_ring_has_room(kx_ring *r, uint64_t c, uint64_t need) {
  * whether the oldest frames must be dropped first. */
 static inline int kx_ring_claim(kx_ring *r, kx_ring_slot *me, uint64_t need, uint64_t *start) {
     uint64_t c = KX_LOAD_RLX(&r->h->claim);
-    if (r->h->max_producers == 1) {
+    if (r->max_producers == 1) {
         if (!r->overwrite && !kx_ring_has_room(r, c, need)) return 0;
         KX_STORE_RLX(&r->h->claim, c + need);
         *start = c;
@@ -612,7 +638,7 @@ static inline int kx_ring_try_publish(kx_ring *r, kx_ring_slot *me, uint64_t sta
  * `publish` waits for belongs to a producer that died, covers it with a skip record and
  * publishes past it. Returns 1 if it repaired something. */
 static inline int kx_ring_repair_dead_claim(kx_ring *r) {
-    uint32_t i, n = r->h->max_producers;
+    uint32_t i, n = r->max_producers;
     uint64_t p = KX_LOAD_ACQ(&r->h->publish);
     kx_ring_slot *dead = NULL;
     for (i = 0; i < n; i++) {

@@ -66,6 +66,8 @@ cdef extern from "kx_ring.h" nogil:
         int shared
         int overwrite
         int queue
+        uint32_t max_producers
+        uint32_t max_consumers
         uint32_t *bell_seq
         uint32_t *bell_waiters
 

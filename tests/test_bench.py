@@ -980,6 +980,7 @@ def test_each_suite_declares_the_options_it_honours() -> None:
         "hdr": ("messages",),
         "queue": ("size", "messages"),
         "monitor": ("messages",),
+        "soak": ("messages",),
     }
 
 

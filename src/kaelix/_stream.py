@@ -271,6 +271,29 @@ class _Shared:
         os.close(self.fd)
 
 
+def _meta_lie(
+    partitions: int,
+    capacity: int,
+    policy: int,
+    max_producers: int,
+    max_consumers: int,
+    name_length: int,
+) -> str:
+    """What in a shared stream's header no Stream could have written ("" when nothing): the
+    header is another process's memory, so Stream.open believes none of it unchecked."""
+    if not 1 <= partitions <= _MAX_PARTITIONS:
+        return f"{partitions} partitions (1 to {_MAX_PARTITIONS})"
+    if not 1 <= capacity <= 1 << 40 or capacity & (capacity - 1):
+        return f"capacity {capacity} (a power of two up to 2**40)"
+    if policy >= len(_POLICIES):
+        return f"backpressure policy number {policy} (0 to {len(_POLICIES) - 1})"
+    if not 1 <= max_producers <= 1024 or not 1 <= max_consumers <= 1024:
+        return f"{max_producers} producers and {max_consumers} consumers (1 to 1024 each)"
+    if not 1 <= name_length <= _META_SIZE - _META_NAME:
+        return f"a name of {name_length} bytes"
+    return ""
+
+
 def _unlink(segment: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(f"/dev/shm/{segment}")
@@ -395,6 +418,11 @@ class Stream:
             os.close(fd)
             raise
         _, _, partitions, capacity, policy, max_producers, max_consumers, name_length = fields
+        lie = _meta_lie(partitions, capacity, policy, max_producers, max_consumers, name_length)
+        if lie:
+            meta.close()
+            os.close(fd)
+            raise StreamError(f"segment of stream {name!r} has a damaged header: {lie}")
         if bytes(meta[_META_NAME : _META_NAME + name_length]) != name.encode():
             meta.close()
             os.close(fd)

@@ -24,6 +24,7 @@ SUITES: dict[str, str] = {
     "hdr": "kaelix.bench.suites.hdr",
     "queue": "kaelix.bench.suites.queue",
     "monitor": "kaelix.bench.suites.monitor",
+    "soak": "kaelix.bench.suites.soak",
 }
 """Suite name -> module defining ``SUITE``, in the order a full run goes through them."""
 
