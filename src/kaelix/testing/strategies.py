@@ -297,6 +297,18 @@ def malformed_frames(
     Raises ``hypothesis.errors.InvalidArgument`` on bad arguments, when called.
     """
     chosen = _check_kinds(kinds)
+    given = _frame_arguments(kinds, chosen, messages, max_frame_size)
+    return _malformed_frames_named(**given)
+
+
+def _frame_arguments(
+    kinds: object,
+    chosen: tuple[str, ...],
+    messages: SearchStrategy[kaelix.Message] | None,
+    max_frame_size: int,
+) -> dict[str, Any]:
+    """Checks the arguments both strategies share and returns those given other than their
+    defaults (what the strategy's repr echoes)."""
     _check_messages(messages)
     _check_max_frame_size(max_frame_size)
     given: dict[str, Any] = {}
@@ -306,7 +318,7 @@ def malformed_frames(
         given["messages"] = messages
     if max_frame_size != kaelix.DEFAULT_MAX_FRAME_SIZE:
         given["max_frame_size"] = max_frame_size
-    return _malformed_frames_named(**given)
+    return given
 
 
 def _draw_malformed_frame(
@@ -343,19 +355,11 @@ def malformed_batches(
     Raises ``hypothesis.errors.InvalidArgument`` on bad arguments, when called.
     """
     chosen = _check_kinds(kinds)
-    _check_messages(messages)
-    _check_max_frame_size(max_frame_size)
+    given = _frame_arguments(kinds, chosen, messages, max_frame_size)
     _check_size("min_frames", min_frames, 1)
     _check_size("max_frames", max_frames, 1)
     if max_frames < min_frames:
         raise InvalidArgument(f"Cannot have max_frames={max_frames!r} < min_frames={min_frames!r}")
-    given: dict[str, Any] = {}
-    if kinds is not None:
-        given["kinds"] = chosen
-    if messages is not None:
-        given["messages"] = messages
-    if max_frame_size != kaelix.DEFAULT_MAX_FRAME_SIZE:
-        given["max_frame_size"] = max_frame_size
     if min_frames != 1:
         given["min_frames"] = min_frames
     if max_frames != 8:
