@@ -254,6 +254,13 @@ cdef int _check_frame(const unsigned char *p, Py_ssize_t n, object frame,
     return 0
 
 
+cdef inline void _set_base(kx_ring_slot *s, uint64_t pos, uint64_t frames) noexcept nogil:
+    """A consumer slot joining at (pos, frames): it has received nothing yet."""
+    s.base_pos = pos
+    s.base_frames = frames
+    s.passed = 0
+
+
 cdef inline bint _data_ready(kx_ring *r, uint64_t cursor) noexcept nogil:
     return KX_LOAD_ACQ(&r.h.publish) != cursor or KX_LOAD_RLX(&r.h.closed) != 0
 
@@ -619,6 +626,17 @@ cdef class _RingCore:
         kx_ring_notify(&self.r, &self.r.h.space_seq, &self.r.h.space_waiters)
         return 0
 
+    cdef int _pass_to(self, uint64_t cursor, uint64_t frames) except -1:
+        """Moves this consumer to cursor, frames consumed, over frames it never read
+        (overwritten, or dropped by clear): its slot's received counts stay as they were."""
+        cdef uint64_t passed = frames - self.consumed if frames > self.consumed else 0
+        cdef kx_ring_slot *s = self.cons
+        KX_STORE_RLX(&s.base_pos, KX_LOAD_RLX(&s.base_pos) + (cursor - self.cursor))
+        KX_STORE_RLX(&s.base_frames, KX_LOAD_RLX(&s.base_frames) + passed)
+        KX_STORE_RLX(&s.passed, KX_LOAD_RLX(&s.passed) + passed)
+        self._advance(cursor, passed)
+        return 0
+
     cdef int _catch_up(self) except -1:
         """Overwrite rings: if producers overwrote frames this consumer had not read, moves
         it to the oldest frame kept and counts the frames it lost."""
@@ -627,9 +645,7 @@ cdef class _RingCore:
         if f > self.cursor:
             if frames > self.consumed:
                 self.skipped += frames - self.consumed
-                self._advance(f, frames - self.consumed)
-            else:
-                self._advance(f, 0)
+            self._pass_to(f, frames)
         return 0
 
     cdef inline bint _overtaken(self, uint64_t start) noexcept:
@@ -656,7 +672,7 @@ cdef class _RingCore:
             st = kx_ring_next_frame(&self.r, &cur, KX_LOAD_ACQ(&self.r.h.publish), &length)
             if st == KX_RING_EMPTY:
                 if cur != self.cursor:
-                    self._advance(cur, 0)
+                    self._pass_to(cur, self.consumed)
                 return None
             if st != KX_RING_OK:
                 if self.r.overwrite and self._overtaken(self.cursor):
@@ -666,10 +682,10 @@ cdef class _RingCore:
             kx_ring_read(&self.r, cur, PyBytes_AS_STRING(out), length)
             if not (self.r.overwrite and self._overtaken(self.cursor)):
                 break
+        if cur != self.cursor:  # stepped over skip records
+            self._pass_to(cur, self.consumed)
         if consume:
             self._advance(cur + length, 1)
-        elif cur != self.cursor:
-            self._advance(cur, 0)
         return out
 
     def pop(self):
@@ -728,10 +744,14 @@ cdef class _RingCore:
                     continue
                 self._corrupt(cur)
             if cur != self.cursor:
-                self._advance(cur, 0)
+                self._pass_to(cur, self.consumed)
             if not wait:
                 return b"", 0
             self._wait(FOR_DATA, self.cursor, deadline)
+        if cur != self.cursor:  # stepped over skip records
+            self._pass_to(cur, self.consumed)
+        if written != span:  # and some inside the span: not bytes received
+            KX_STORE_RLX(&self.cons.base_pos, KX_LOAD_RLX(&self.cons.base_pos) + (span - written))
         self._advance(cur + span, count)
         if written != span:
             out = out[:written]
@@ -876,8 +896,7 @@ cdef class _RingCore:
             frames = KX_LOAD_ACQ(&self.r.h.frames_published)
             if KX_LOAD_ACQ(&self.r.h.publish) == published:
                 break
-        self.consumed = frames
-        self._advance(published, 0)
+        self._pass_to(published, frames)
 
     def _join(self):
         """Takes this handle's consumer role now (a shared handle otherwise takes it at its
@@ -895,13 +914,42 @@ cdef class _RingCore:
         return self.r.overwrite != 0
 
     def _counters(self):
-        """(frames published, frames overwritten, closed) of the ring, for metrics."""
+        """(frames published, frames overwritten, closed, bytes published) of the ring, for
+        metrics. The bytes are the frames' (and the skip records covering claims of
+        producers that died)."""
         cdef uint64_t floor_pos = 0, floor_frames = 0
         self._check_open()
         if self.r.overwrite:
             kx_ring_floor_read(&self.r, &floor_pos, &floor_frames)
         return (KX_LOAD_ACQ(&self.r.h.frames_published), floor_frames,
-                KX_LOAD_ACQ(&self.r.h.closed) != 0)
+                KX_LOAD_ACQ(&self.r.h.closed) != 0, KX_LOAD_ACQ(&self.r.h.publish))
+
+    def _readers(self):
+        """What every active consumer of the ring (in any process) received, for metrics:
+        a tuple of (slot, pid, frames received, bytes received, frames passed over unread,
+        frames waiting), counted since it joined. Each is read without a lock, so while
+        the consumer moves the figures may be one step apart."""
+        cdef uint32_t i
+        cdef kx_ring_slot *s
+        cdef uint64_t published, frames, floor_pos = 0, floor_frames = 0
+        self._check_open()
+        if self.r.queue:
+            return ()
+        published = KX_LOAD_ACQ(&self.r.h.frames_published)
+        if self.r.overwrite:
+            kx_ring_floor_read(&self.r, &floor_pos, &floor_frames)
+        found = []
+        for i in range(self.r.max_consumers):
+            s = kx_ring_consumer_slot(&self.r, i)
+            if KX_LOAD_ACQ(&s.state) != KX_SLOT_ACTIVE:
+                continue
+            frames = KX_LOAD_ACQ(&s.frames)
+            found.append((i, KX_LOAD_RLX(&s.pid),
+                          _frames_between(frames, KX_LOAD_RLX(&s.base_frames)),
+                          _frames_between(KX_LOAD_ACQ(&s.pos), KX_LOAD_RLX(&s.base_pos)),
+                          KX_LOAD_RLX(&s.passed),
+                          _frames_between(published, max(frames, floor_frames))))
+        return tuple(found)
 
     @property
     def _ring_closed(self):
@@ -1061,6 +1109,7 @@ cdef class RingCore(_RingCore):
         reader.wait_mode = self.wait_mode
         s.pos = pos
         s.frames = frames
+        _set_base(s, pos, frames)
         s.pid = <uint32_t>getpid()
         KX_STORE_REL(&s.state, KX_SLOT_ACTIVE)
         reader.cons = s
@@ -1659,6 +1708,7 @@ cdef class SharedRingCore(_RingCore):
             start = kx_ring_gate(&self.r, &frames)
         s.pos = start
         s.frames = frames
+        _set_base(s, start, frames)
         KX_STORE_REL(&s.state, KX_SLOT_ACTIVE)
         # A producer that computed its gate before we became active may already have
         # claimed past start + capacity; then what we would read is being overwritten.
@@ -1669,6 +1719,7 @@ cdef class SharedRingCore(_RingCore):
                 if KX_LOAD_ACQ(&self.r.h.publish) == start:
                     break
             s.frames = frames
+            _set_base(s, start, frames)
             KX_STORE_REL(&s.pos, start)
         KX_STORE_REL(&self.r.h.orphan_consumers, 0)
         self.cons = s

@@ -42,7 +42,7 @@
 #include <unistd.h>
 
 #define KX_RING_MAGIC 0x31474E5258584C4BULL /* "KLXXRNG1" little-endian */
-#define KX_RING_VERSION 2u
+#define KX_RING_VERSION 3u
 #define KX_LINE 64u
 #define KX_RING_HEADER_LINES 8u
 #define KX_RING_MIN_CAPACITY 4096ull
@@ -124,7 +124,13 @@ typedef struct {
 } kx_ring_header;
 
 /* One cache line per process role. For a consumer, pos is its cursor and frames how many
- * it consumed; for a producer, pos/end is the claim in flight (end == 0: none). */
+ * it consumed; for a producer, pos/end is the claim in flight (end == 0: none).
+ *
+ * A consumer's slot also says what it received, for metrics read by any process (its owner
+ * writes them, on the same line it already writes at every advance): base_pos and
+ * base_frames are where it joined, moved on by what it passed over without reading
+ * (overwritten by producers, or dropped by clear), and passed counts those frames. So it
+ * received frames - base_frames frames, pos - base_pos bytes. */
 typedef struct {
     uint32_t state;
     uint32_t pid;
@@ -132,7 +138,9 @@ typedef struct {
     uint64_t pos;
     uint64_t end;
     uint64_t frames;
-    uint8_t pad[KX_LINE - 40];
+    uint64_t base_pos;    /* consumers: see above */
+    uint64_t base_frames;
+    uint64_t passed;
 } kx_ring_slot;
 
 _Static_assert(sizeof(kx_ring_header) == KX_RING_HEADER_LINES * KX_LINE, "header lines");

@@ -55,6 +55,9 @@ cdef extern from "kx_ring.h" nogil:
         uint64_t pos
         uint64_t end
         uint64_t frames
+        uint64_t base_pos
+        uint64_t base_frames
+        uint64_t passed
 
     ctypedef struct kx_ring:
         kx_ring_header *h

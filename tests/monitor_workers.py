@@ -58,3 +58,29 @@ def produce_then_wait(name: str, count: int, ready: Any, done: Any) -> None:
             done.wait(20.0)
     except BaseException:
         ready.put(("error", traceback.format_exc()))
+
+
+def consume_then_wait(name: str, count: int, ready: Any, done: Any) -> None:
+    """Reads ``count`` messages of shared stream ``name`` (the first half one at a time, the
+    rest in batches), says ("ok", pid) on ``ready``, then stays attached until ``done`` is
+    set (a live consumer process whose reader counts another process reads)."""
+    import os
+
+    try:
+        with kaelix.Stream.open(name) as stream:
+            consumer = stream.consumer()
+            got = 0
+            while got < count // 2:
+                if consumer.poll(timeout=20.0) is None:
+                    raise AssertionError("the stream ran dry")
+                got += 1
+            while got < count:
+                batch = consumer.poll_batch(min(64, count - got), timeout=20.0)
+                if not len(batch):
+                    raise AssertionError("the stream ran dry")
+                got += len(batch)
+            ready.put(("ok", os.getpid()))
+            done.wait(20.0)
+            consumer.close()
+    except BaseException:
+        ready.put(("error", traceback.format_exc()))

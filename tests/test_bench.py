@@ -44,6 +44,7 @@ from kaelix.bench._runner import (
     calibrate,
     gc_paused,
     measure,
+    measure_interleaved,
     summarise,
     summarise_latency,
 )
@@ -885,6 +886,67 @@ def test_a_self_timed_workload_is_called_once_per_trial_and_closed_after() -> No
 
     failed = measure_contender(Contender("kaelix", lambda: Workload(wrong, timer="call")))
     assert failed.status == "error" and "must return the positive nanoseconds" in str(failed.reason)
+
+
+def test_interleaved_contenders_take_turns_and_keep_their_own_trials() -> None:
+    order: list[str] = []
+    closed: list[str] = []
+
+    def contender(name: str, ns: float, describe: str | None = None) -> Contender:
+        def call() -> float:
+            order.append(name)
+            return ns * len([o for o in order if o == name])
+
+        def factory() -> Workload:
+            return Workload(
+                call,
+                messages=10,
+                timer="call",
+                close=lambda: closed.append(name),
+                describe=None if describe is None else (lambda: describe),
+            )
+
+        return Contender(name, factory, role="kaelix" if name == "a" else "reference", note="n")
+
+    def broken() -> Workload:
+        raise RuntimeError("no such thing")
+
+    results = measure_interleaved(
+        [contender("a", 100.0, "it was fine"), contender("b", 10.0), Contender("c", broken)],
+        repeat=4,
+        trial_ms=1,
+    )
+    warm_ups = ["a", "b"]
+    assert order == [*warm_ups, "a", "b", "b", "a", "a", "b", "b", "a"]
+    a, b, c = results
+    assert a.ok and a.timing is not None and a.timing.trials_ns == (200.0, 300.0, 400.0, 500.0)
+    assert b.ok and b.timing is not None and b.timing.trials_ns == (20.0, 30.0, 40.0, 50.0)
+    assert a.note == "n; measured: it was fine" and b.note == "n"
+    assert a.ns_per_message == 35.0
+    assert c.status == "error" and "preparing: RuntimeError: no such thing" in str(c.reason)
+    assert sorted(closed) == ["a", "b"]
+    once = measure_interleaved(
+        [Contender("d", lambda: Workload(lambda: 1.0, timer="once"))], repeat=2, trial_ms=1
+    )
+    assert once[0].status == "error" and "loop- or call-timed" in str(once[0].reason)
+    assert closed.count("a") == 1
+
+
+def test_an_interleaved_case_runs_its_minimum_of_trials_unless_repeat_is_given() -> None:
+    def factory() -> Workload:
+        return Workload(lambda: 5.0, messages=1, timer="call")
+
+    case = Case(
+        "turns",
+        (Contender("kaelix", factory, role="kaelix"), Contender("ref", factory, role="reference")),
+        interleave=True,
+        min_repeat=7,
+    )
+    suite = Suite(name="turns", description="d", cases=lambda config: (case,))
+    result = run([suite])
+    assert [len(c.timing.trials_ns) for c in result.results[0].contenders if c.timing] == [7, 7]
+    result = run([suite], repeat=2)
+    assert [len(c.timing.trials_ns) for c in result.results[0].contenders if c.timing] == [2, 2]
 
 
 def test_a_latency_workload_pools_its_trials_into_percentiles() -> None:

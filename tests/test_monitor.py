@@ -24,7 +24,7 @@ from kaelix.monitor import (
     default_stream_rules,
     logging_handler,
 )
-from monitor_workers import FakeClock, produce, unique_name
+from monitor_workers import FakeClock, consume_then_wait, produce, unique_name
 
 
 @pytest.fixture
@@ -200,6 +200,9 @@ def test_stream_metrics_count_drops_and_skips() -> None:
         assert dropped > 0
         (skipped,) = values(registry, "kaelix_consumer_skipped_total").values()
         assert skipped == consumer.skipped > 0
+        # the reader's own slot says the same, for every process to read
+        assert list(values(registry, "kaelix_stream_reader_skipped_total").values()) == [skipped]
+        assert list(values(registry, "kaelix_stream_messages_received_total").values()) == [1.0]
 
 
 def test_an_idle_stream_stays_unallocated_and_a_closed_one_has_no_series() -> None:
@@ -253,6 +256,43 @@ def test_published_counts_are_exact_across_processes() -> None:
         }
         assert set(values(registry, "kaelix_stream_lag_messages").values()) == {0.0}
         consumer.close()
+
+
+def test_what_a_consumer_process_received_is_seen_from_another() -> None:
+    context = multiprocessing.get_context("spawn")
+    name = unique_name()
+    sent, read = 1_000, 300
+    with kaelix.Stream(name, shared=True, capacity=1 << 16) as stream:
+        registry = Registry.from_streams(stream)
+        ready, done = context.Queue(), context.Event()
+        child = context.Process(target=consume_then_wait, args=(name, read, ready, done))
+        child.start()
+        try:
+            producer = stream.producer()
+            for i in range(sent):
+                producer.send(b"%08d" % i)  # every frame the same size
+            status, pid = ready.get(timeout=30.0)
+            assert status == "ok", pid
+            part = (("stream", name), ("partition", "0"))
+            (published_bytes,) = values(registry, "kaelix_stream_bytes_published_total").values()
+            frame = len(kaelix.encode(kaelix.Message(b"%08d" % 0)))
+            assert published_bytes == sent * frame
+            for series, want in (
+                ("kaelix_stream_messages_received_total", read),
+                ("kaelix_stream_bytes_received_total", read * frame),
+                ("kaelix_stream_reader_lag_messages", sent - read),
+                ("kaelix_stream_reader_skipped_total", 0),
+            ):
+                got = values(registry, series)
+                assert list(got.values()) == [float(want)], series
+                ((labels, _),) = got.items()
+                assert labels[:2] == part
+                assert labels[2][0] == "reader" and labels[2][1].startswith(f"{pid}/")
+        finally:
+            done.set()
+            child.join(30.0)
+        assert child.exitcode == 0
+        assert values(registry, "kaelix_stream_messages_received_total") == {}  # it left
 
 
 # -------------------------------------------------------------------------------- sampler

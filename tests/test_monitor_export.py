@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
 import re
 import subprocess
 import sys
@@ -110,12 +111,23 @@ def test_render_shows_streams_consumers_latency_metrics_and_alerts() -> None:
         monitor.sample()
         text = render(monitor)
     lines = text.splitlines()
-    assert lines[0] == "kaelix monitor: 2 samples over 1.0 s (every 1 s), 21 series"
+    assert lines[0] == "kaelix monitor: 2 samples over 1.0 s (every 1 s), 31 series"
     assert f"stream {stream.name!r}: 2 partitions" in lines
     header = next(line for line in lines if line.strip().startswith("partition"))
-    assert header.split() == ["partition", "published", "throughput", "lag", "fill", "drops"]
+    assert header.split() == [
+        "partition", "published", "throughput", "bytes", "lag", "fill", "drops"
+    ]  # fmt: skip
     row0 = next(line for line in lines if line.strip().startswith("0 "))
-    assert row0.split()[:4] == ["0", "10", "10.0/s", "10"]
+    frame = len(kaelix.encode(kaelix.Message(b"b")))
+    assert row0.split()[:5] == ["0", "10", "10.0/s", f"{10 * frame:.1f}B/s", "10"]
+    # the consumer's cursors, one reader row per partition: all 6 of partition 1 read
+    readers = lines.index("  readers (pid/slot, every process):")
+    assert lines[readers + 1].split() == [
+        "reader", "partition", "received", "throughput", "lag", "skipped"
+    ]  # fmt: skip
+    me = f"{os.getpid()}/0"
+    assert lines[readers + 2].split() == [me, "0", "0", "0.0/s", "10", "0"]
+    assert lines[readers + 3].split() == [me, "1", "6", "0.0/s", "0", "0"]
     assert any(line.split()[:2] == ["all", "16"] for line in lines)
     assert any("latency (last 10 s): p50" in line and "max" in line for line in lines)
     assert any(line.split()[:2] == ["app_sent_total{topic=orders}", "3"] for line in lines)
@@ -199,12 +211,17 @@ def test_command_line_sees_two_processes_on_a_shared_stream() -> None:
         rows = {
             line.split()[0]: line.split()
             for line in lines
-            if line.strip()[:1].isdigit() or line.strip().startswith("all")
+            if line.split()[0:1] in (["0"], ["1"], ["all"])
         }
         assert rows["all"][1] == "40"
         assert int(rows["0"][1]) + int(rows["1"][1]) == 40
-        lags = [int(rows[p][3]) for p in ("0", "1")]
+        lags = [int(rows[p][4]) for p in ("0", "1")]
         assert sum(lags) == 40 - received  # the slowest cursor is in this process
+        # this process's consumer, seen by the monitor's process: one reader per partition
+        mine = [line.split() for line in lines if line.split()[0:1] == [f"{os.getpid()}/0"]]
+        assert sorted(row[1] for row in mine) == ["0", "1"]
+        assert sum(int(row[2]) for row in mine) == received
+        assert sum(int(row[4]) for row in mine) == 40 - received
         consumer.close()
 
 

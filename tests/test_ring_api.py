@@ -854,7 +854,7 @@ def valid_segment() -> bytes:
         ring.close()
     magic, version, header_size, capacity, segment_size = HEAD.unpack_from(data)
     assert magic != 0
-    assert version == 2  # layout 2: the queue lines (6 and 7) joined the header
+    assert version == 3  # layout 3: consumer slots say what each consumer received
     assert capacity == CAPACITY
     assert segment_size == header_size + capacity == len(data)
     return data
@@ -885,6 +885,7 @@ def _garbage(kind: str) -> tuple[bytes, int | None]:
     cases: dict[str, tuple[bytes, int | None]] = {
         "zeros": (bytes(len(data)), None),
         "random": (_random_bytes(len(data)), None),
+        "version_2": (_with_u32(data, VERSION_OFFSET, 2), None),  # before consumer counts
         "version_1": (_with_u32(data, VERSION_OFFSET, 1), None),  # the layout before queues
         "version_0": (_with_u32(data, VERSION_OFFSET, 0), None),
         "version_max": (_with_u32(data, VERSION_OFFSET, 0xFFFFFFFF), None),
@@ -902,6 +903,7 @@ def _garbage(kind: str) -> tuple[bytes, int | None]:
 GARBAGE_REASONS = {
     "zeros": "uninitialised",
     "random": "bad_magic",
+    "version_2": "unsupported_version",
     "version_1": "unsupported_version",
     "version_0": "unsupported_version",
     "version_max": "unsupported_version",

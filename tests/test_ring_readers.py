@@ -13,6 +13,7 @@ kept) and each reader's cursor as an index into it; it alone decides what the ri
 
 from __future__ import annotations
 
+import os
 import struct
 
 from hypothesis import given, settings
@@ -45,6 +46,8 @@ class ReadersModel(RuleBasedStateMachine):
         self.floor = 0  # index into log of the oldest frame kept
         self.cursors: dict[int, int] = {}
         self.skipped: dict[int, int] = {}
+        # per reader: frames and bytes it received, frames it passed over unread
+        self.received: dict[int, list[int]] = {}
         self.handles: dict[int, RingReader] = {}
         self.tags = 0
 
@@ -85,13 +88,20 @@ class ReadersModel(RuleBasedStateMachine):
         handle = self.ring._new_reader(_Reader, start)
         self.cursors[self.tags] = len(self.log) if start == "latest" else self._gate()
         self.skipped[self.tags] = 0
+        self.received[self.tags] = [0, 0, 0]
         self.handles[self.tags] = handle
         return self.tags
 
     def _catch_up(self, reader: int) -> None:
         if self.OVERWRITE and self.cursors[reader] < self.floor:
             self.skipped[reader] += self.floor - self.cursors[reader]
+            self.received[reader][2] += self.floor - self.cursors[reader]
             self.cursors[reader] = self.floor
+
+    def _receive(self, reader: int, frames: list[bytes]) -> None:
+        self.cursors[reader] += len(frames)
+        self.received[reader][0] += len(frames)
+        self.received[reader][1] += sum(len(f) for f in frames)
 
     @rule(reader=readers)
     def pop(self, reader: int) -> None:
@@ -104,7 +114,7 @@ class ReadersModel(RuleBasedStateMachine):
             assert got is None
         else:
             assert got == self.log[cursor]
-            self.cursors[reader] = cursor + 1
+            self._receive(reader, [got])
 
     @rule(reader=readers, limit=st.one_of(st.none(), st.integers(1, 6)))
     def pop_batch(self, reader: int, limit: int | None) -> None:
@@ -115,7 +125,15 @@ class ReadersModel(RuleBasedStateMachine):
         cursor = self.cursors[reader]
         want = self.log[cursor:] if limit is None else self.log[cursor : cursor + limit]
         assert batch.to_bytes() == b"".join(want)
-        self.cursors[reader] = cursor + len(want)
+        self._receive(reader, want)
+
+    @rule(reader=readers)
+    def clear(self, reader: int) -> None:
+        if reader not in self.handles:
+            return
+        self.handles[reader].clear()  # passes over everything, overwritten frames too
+        self.received[reader][2] += len(self.log) - self.cursors[reader]
+        self.cursors[reader] = len(self.log)
 
     @rule(reader=consumes(readers))
     def leave(self, reader: int) -> None:
@@ -124,6 +142,7 @@ class ReadersModel(RuleBasedStateMachine):
         self.handles.pop(reader).close()
         cursor = self.cursors.pop(reader)
         del self.skipped[reader]
+        del self.received[reader]
         if not self.OVERWRITE and not self.cursors and cursor > self.floor:
             self.floor = cursor  # the last reader's position is where the next one starts
 
@@ -133,10 +152,22 @@ class ReadersModel(RuleBasedStateMachine):
             assert handle.skipped == self.skipped[reader]
             behind = len(self.log) - max(self.cursors[reader], self.floor)
             assert len(handle) == behind
-        published, overwritten, closed = self.ring._counters()
+        published, overwritten, closed, nbytes = self.ring._counters()
         assert published == len(self.log)
         assert overwritten == (self.floor if self.OVERWRITE else 0)
         assert not closed
+        assert nbytes == sum(len(f) for f in self.log)
+
+    @invariant()
+    def every_reader_is_seen_with_what_it_received(self) -> None:
+        seen = self.ring._readers()
+        assert sorted(slot for slot, *_ in seen) == sorted({slot for slot, *_ in seen})
+        assert {pid for _, pid, *_ in seen} <= {os.getpid()}
+        want = sorted(
+            (*self.received[r], len(self.log) - max(self.cursors[r], self.floor))
+            for r in self.handles
+        )
+        assert sorted(tuple(row[2:]) for row in seen) == want
 
 
 class OverwriteReadersModel(ReadersModel):

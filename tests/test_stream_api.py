@@ -728,8 +728,18 @@ def test_metrics_count_published_messages_per_partition(streams: Streams) -> Non
     assert [row["overwritten"] for row in rows] == [0, 0, 0]
     assert rows[0]["free_bytes"] < rows[1]["free_bytes"]
     assert all(0 <= row["free_bytes"] <= 4096 for row in rows)
+    frame = len(kaelix.encode(kaelix.Message(b"m" * 40)))
+    assert [row["bytes_published"] for row in rows] == [5 * frame, 0, 3 * frame]
+    readers = [row["readers"] for row in rows]
+    assert [[r["waiting"] for r in rs] for rs in readers] == [[5], [0], [3]]
     assert len(drain(consumer)) == 8
-    assert [row["free_bytes"] for row in stream.metrics()["partitions"]] == [4096] * 3
+    rows = stream.metrics()["partitions"]
+    assert [row["free_bytes"] for row in rows] == [4096] * 3
+    got = [
+        [(r["received"], r["bytes_received"], r["waiting"]) for r in row["readers"]] for row in rows
+    ]
+    assert got == [[(5, 5 * frame, 0)], [(0, 0, 0)], [(3, 3 * frame, 0)]]
+    assert {r["pid"] for row in rows for r in row["readers"]} == {os.getpid()}
 
 
 # --------------------------------------------------------------------------------------------

@@ -53,6 +53,8 @@ __all__ = ["Consumer", "Producer", "Receipts", "Stream", "partition_for"]
 
 Backpressure: TypeAlias = Literal["block", "drop_oldest", "error"]
 Start: TypeAlias = Literal["earliest", "latest"]
+ReaderRow: TypeAlias = tuple[int, int, int, int, int, int]
+"""A ring's ``_readers()`` row: slot, pid, messages and bytes received, skipped, waiting."""
 
 _POLICIES: Final = ("block", "drop_oldest", "error")
 _NAME_RULE: Final = re.compile(r"[A-Za-z0-9._-]{1,255}\Z")
@@ -169,12 +171,12 @@ class _Local:
     def reader(self, partition: int, start: Start) -> Any:
         return self.ring(partition)._new_reader(_Reader, start)
 
-    def counters(self, partition: int) -> tuple[int, int, int]:
+    def counters(self, partition: int) -> tuple[int, int, int, int, tuple[ReaderRow, ...]]:
         ring = self.rings[partition]
         if ring is None:
-            return 0, 0, _round_capacity(self.stream._capacity)
-        published, overwritten, _ = ring._counters()
-        return published, overwritten, ring.free_bytes
+            return 0, 0, _round_capacity(self.stream._capacity), 0, ()
+        published, overwritten, _, nbytes = ring._counters()
+        return published, overwritten, ring.free_bytes, nbytes, ring._readers()
 
     def shutdown(self) -> None:
         for ring in self.rings:
@@ -224,10 +226,10 @@ class _Shared:
             raise
         return ring
 
-    def counters(self, partition: int) -> tuple[int, int, int]:
+    def counters(self, partition: int) -> tuple[int, int, int, int, tuple[ReaderRow, ...]]:
         ring = self.producer_handle(partition)
-        published, overwritten, _ = ring._counters()
-        return published, overwritten, ring.free_bytes
+        published, overwritten, _, nbytes = ring._counters()
+        return published, overwritten, ring.free_bytes, nbytes, ring._readers()
 
     def next_producer_id(self) -> int:
         fcntl.flock(self.fd, fcntl.LOCK_EX)  # the kernel drops it if this process dies
@@ -636,19 +638,41 @@ class Stream:
                 del self._groups[group.name]
 
     def metrics(self) -> dict[str, Any]:
-        """Counters per partition: messages published, messages overwritten before every
-        consumer read them (``drop_oldest``), and bytes free now. Partitions an in-process
-        stream has not used yet show zeros."""
+        """Counters per partition, read from the rings (so a shared stream's include every
+        attached process's producers and consumers):
+
+        - ``published``, ``bytes_published``: messages and frame bytes published;
+        - ``overwritten``: messages overwritten before every consumer read them
+          (``drop_oldest``); ``free_bytes``: bytes a producer could write now;
+        - ``readers``: one entry per cursor reading the partition (an independent consumer,
+          or a group), in any process: its ``pid`` and ``slot``, the messages and frame
+          bytes it ``received`` (``bytes_received``) since it joined, the messages it
+          ``skipped`` (overwritten by ``drop_oldest`` before it read them) and those
+          ``waiting`` for it now.
+
+        Partitions an in-process stream has not used yet show zeros."""
         backend = self._open_backend()
         parts = []
         for p in range(self._partitions):
-            published, overwritten, free = backend.counters(p)
+            published, overwritten, free, nbytes, readers = backend.counters(p)
             parts.append(
                 {
                     "partition": p,
                     "published": published,
+                    "bytes_published": nbytes,
                     "overwritten": overwritten,
                     "free_bytes": free,
+                    "readers": [
+                        {
+                            "slot": slot,
+                            "pid": pid,
+                            "received": received,
+                            "bytes_received": received_bytes,
+                            "skipped": skipped,
+                            "waiting": waiting,
+                        }
+                        for slot, pid, received, received_bytes, skipped, waiting in readers
+                    ],
                 }
             )
         return {"name": self._name, "backpressure": self._policy, "partitions": parts}

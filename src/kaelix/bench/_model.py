@@ -87,6 +87,10 @@ class Workload:
     `kaelix.bench._hdrlog.encode_latencies` is the usual choice (``kaelix.HdrHistogram``
     from 1 ns to an hour, 3 significant figures). It runs after timing, so its cost (numba
     compiling the recording kernel on the first call) is never measured.
+
+    ``describe``, when set, is called once after the trials (before ``close``) and returns
+    what the workload measured beside its time (say, the CPU a background thread took);
+    it is added to the contender's note in the results.
     """
 
     call: Callable[[], object]
@@ -95,6 +99,7 @@ class Workload:
     timer: Timer = "loop"
     close: Callable[[], object] | None = None
     encode_hdr: Callable[[Any], str] | None = None
+    describe: Callable[[], str] | None = None
 
 
 Factory = Callable[[], Workload]
@@ -166,6 +171,11 @@ class Case:
     ``throughput`` picks what tables show: ``"messages"`` (messages/s), ``"bytes"``
     (bytes/s), ``"both"``, or ``"latency"`` (one-way latency percentiles, for cases whose
     workloads use the ``"latency"`` timer); both rates are always recorded.
+
+    ``interleave``: time the contenders trial by trial in turn (A B B A ...) rather than one
+    after the other, for contenders so close that the machine's drift over a run would
+    decide between them; then at least ``min_repeat`` trials each, unless the user set
+    the number of trials.
     """
 
     name: str
@@ -173,6 +183,8 @@ class Case:
     bars: tuple[Bar, ...] = ()
     throughput: Throughput = "messages"
     note: str = ""
+    interleave: bool = False
+    min_repeat: int = 1
 
 
 @dataclass(frozen=True)

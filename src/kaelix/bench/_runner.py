@@ -222,6 +222,17 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _note(note: str, workload: Workload) -> str:
+    """The contender's note, with what the workload's ``describe`` says it measured."""
+    if workload.describe is None:
+        return note
+    try:
+        measured = workload.describe()
+    except Exception as exc:
+        measured = f"describing: {_describe(exc)}"
+    return f"{note}; measured: {measured}" if note else f"measured: {measured}"
+
+
 def _close(workload: Workload) -> str | None:
     """Call the workload's ``close`` (if any); the failure as text, or None."""
     if workload.close is None:
@@ -255,6 +266,7 @@ def measure_contender(contender: Contender, *, repeat: int, trial_ms: float) -> 
         return result("error", f"preparing: {_describe(exc)}")
     latency: Latency | None = None
     failure: str | None = None
+    note = contender.note
     try:
         if workload.messages < 0 or workload.nbytes < 0:
             failure = (
@@ -265,6 +277,7 @@ def measure_contender(contender: Contender, *, repeat: int, trial_ms: float) -> 
             timing, latency = measure_latency(workload, repeat=repeat)
         else:
             timing = measure(workload, repeat=repeat, trial_ms=trial_ms)
+        note = _note(note, workload)
     except Exception as exc:
         failure = f"running: {_describe(exc)}"
     finally:
@@ -275,12 +288,93 @@ def measure_contender(contender: Contender, *, repeat: int, trial_ms: float) -> 
         name=contender.name,
         role=contender.role,
         status="ok",
-        note=contender.note,
+        note=note,
         messages_per_op=0 if latency is not None else workload.messages,
         bytes_per_op=0 if latency is not None else workload.nbytes,
         timing=timing,
         latency=latency,
     )
+
+
+def measure_interleaved(
+    contenders: Sequence[Contender], *, repeat: int, trial_ms: float
+) -> list[ContenderResult]:
+    """Time several contenders trial by trial in turn, in the order A B B A A B ..., so that
+    whatever drifts over the run (the machine's other load, its clock) weighs on each
+    alike: for cases whose contenders differ by less than the drift between two runs.
+    Every workload is made and warmed up first and closed last; ``repeat`` trials each.
+    Workloads must be loop- or ``"call"``-timed; a failing contender is reported like in
+    `measure_contender` and the others go on."""
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1; got {repeat}")
+    results: dict[int, ContenderResult] = {}
+    workloads: dict[int, Workload] = {}
+    loops: dict[int, int] = {}
+    trials: dict[int, list[float]] = {}
+
+    def failed(i: int, status: Status, reason: str) -> None:
+        c = contenders[i]
+        results[i] = ContenderResult(
+            name=c.name, role=c.role, status=status, reason=reason, note=c.note
+        )
+
+    def trial(i: int) -> float:
+        workload = workloads[i]
+        if workload.timer == "call":
+            return _self_timed(workload.call())
+        return time_loops(workload.call, loops[i]) / loops[i]
+
+    for i, contender in enumerate(contenders):
+        missing = [module for module in contender.requires if not is_installed(module)]
+        if missing:
+            failed(i, "skipped", missing_reason(missing[0]))
+            continue
+        try:
+            workload = contender.factory()
+        except Exception as exc:
+            failed(i, "error", f"preparing: {_describe(exc)}")
+            continue
+        workloads[i] = workload
+        if workload.timer not in ("loop", "call"):
+            failed(i, "error", f"an interleaved case needs loop- or call-timed workloads; "
+                   f"got timer={workload.timer!r}")  # fmt: skip
+            continue
+        try:
+            gc.collect()
+            if workload.timer == "loop":
+                loops[i] = calibrate(workload.call, trial_ms * 1e6)
+            trial(i)  # warm-up, discarded
+            trials[i] = []
+        except Exception as exc:
+            failed(i, "error", f"running: {_describe(exc)}")
+    live = [i for i in range(len(contenders)) if i in trials]
+    for r in range(repeat):
+        for i in live if r % 2 == 0 else live[::-1]:
+            if i in results:
+                continue
+            try:
+                with gc_paused():
+                    trials[i].append(trial(i))
+            except Exception as exc:
+                failed(i, "error", f"running: {_describe(exc)}")
+    for i, workload in workloads.items():
+        note = contenders[i].note if i in results else _note(contenders[i].note, workload)
+        closing = _close(workload)
+        if closing is not None and i not in results:
+            failed(i, "error", closing)
+        if i in results:
+            continue
+        c = contenders[i]
+        results[i] = ContenderResult(
+            name=c.name,
+            role=c.role,
+            status="ok",
+            note=note,
+            messages_per_op=workload.messages,
+            bytes_per_op=workload.nbytes,
+            timing=summarise(trials[i], loops.get(i, 1)),
+        )
+    return [results[i] for i in range(len(contenders))]
 
 
 def _resolve(suites: Sequence[str | Suite] | None) -> list[Suite]:
@@ -336,6 +430,7 @@ def run(
     from kaelix.bench import _machine, _reference
 
     mode = QUICK if quick else FULL
+    repeat_given = repeat is not None
     repeat = mode.repeat if repeat is None else repeat
     trial_ms = float(mode.trial_ms if trial_ms is None else trial_ms)
     if repeat < 1:
@@ -374,7 +469,14 @@ def run(
     results: list[CaseResult] = []
     for suite_name, case in (*reference_plan, *plan):
         measured: list[ContenderResult] = []
-        for contender in _runnable(case, peers):
+        runnable = _runnable(case, peers)
+        if case.interleave:
+            trials = repeat if repeat_given else max(repeat, case.min_repeat)
+            measured = measure_interleaved(runnable, repeat=trials, trial_ms=trial_ms)
+            for contender in runnable:
+                done += 1
+                emit(ProgressEvent("contender", done, total, suite_name, case.name, contender.name))
+        for contender in () if case.interleave else runnable:
             measured.append(measure_contender(contender, repeat=repeat, trial_ms=trial_ms))
             done += 1
             emit(ProgressEvent("contender", done, total, suite_name, case.name, contender.name))

@@ -221,7 +221,7 @@ def _note_message(message: kaelix.Message) -> None:
 # the data area starts on the next page.
 _LINE = 64
 _RING_MAGIC = 0x31474E5258584C4B
-_RING_VERSION = 2
+_RING_VERSION = 3
 _MASK64 = (1 << 64) - 1
 # (offset, struct format) of the header fields a live ring changes (lines 1 to 7).
 _MUTABLE_FIELDS = (
@@ -399,9 +399,19 @@ def fuzz_attach(data: bytes) -> None:
         os.unlink(path)
 
 
+def _read_metrics(ring: SharedRing) -> None:
+    """What the monitor reads of any segment: counts, never negative, whatever the peers
+    wrote into the header and the slots."""
+    published, overwritten, _, nbytes = ring._counters()
+    assert min(published, overwritten, nbytes) >= 0
+    for row in ring._readers():
+        assert all(isinstance(v, int) and v >= 0 for v in row), row
+
+
 def _consume(ring: SharedRing) -> None:
     try:
         len(ring)
+        _read_metrics(ring)
         for _ in range(3):
             frame = ring.pop()
             if frame is None:
@@ -413,6 +423,7 @@ def _consume(ring: SharedRing) -> None:
                 kaelix.decode(frame)
         batch = ring.pop_batch(max_messages=8)
         assert batch.to_bytes() == b"".join(bytes(batch.frame(i)) for i in range(len(batch)))
+        _read_metrics(ring)
     except RingError as error:
         assert error.reason in RingError.REASONS, f"undocumented reason {error.reason!r}"
     except DecodeError:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["dashboard", "render"]
 
 _PUBLISHED = "kaelix_stream_messages_published_total"
+_PUBLISHED_BYTES = "kaelix_stream_bytes_published_total"
+_RECEIVED = "kaelix_stream_messages_received_total"
 _RECENT_ALERTS = 8
 
 
@@ -108,14 +110,38 @@ def render(monitor: Monitor, *, window: float = 1.0, latency_window: float = 10.
                     dict(labels)["partition"],
                     _count(published),
                     _rate(rate),
+                    _rate(monitor.rate(_PUBLISHED_BYTES, window, labels)).replace("/s", "B/s"),
                     _count(monitor.latest("kaelix_stream_lag_messages", labels)),
                     _percent(monitor.latest("kaelix_stream_fill_ratio", labels)),
                     _count(monitor.latest("kaelix_stream_messages_overwritten_total", labels)),
                 )
             )
         if len(parts) > 1:
-            rows.append(("all", _count(total), _rate(total_rate), "", "", ""))
-        lines.extend(_table(("partition", "published", "throughput", "lag", "fill", "drops"), rows))
+            rows.append(("all", _count(total), _rate(total_rate), "", "", "", ""))
+        lines.extend(
+            _table(("partition", "published", "throughput", "bytes", "lag", "fill", "drops"), rows)
+        )
+        readers = monitor.series_keys(_RECEIVED, {"stream": name})
+        if readers:
+            rrows = []
+            for _, labels in sorted(
+                readers, key=lambda k: (dict(k[1])["reader"], int(dict(k[1])["partition"]))
+            ):
+                lab = dict(labels)
+                rrows.append(
+                    (
+                        lab["reader"],
+                        lab["partition"],
+                        _count(monitor.latest(_RECEIVED, labels)),
+                        _rate(monitor.rate(_RECEIVED, window, labels)),
+                        _count(monitor.latest("kaelix_stream_reader_lag_messages", labels)),
+                        _count(monitor.latest("kaelix_stream_reader_skipped_total", labels)),
+                    )
+                )
+            lines.append("  readers (pid/slot, every process):")
+            lines.extend(
+                _table(("reader", "partition", "received", "throughput", "lag", "skipped"), rrows)
+            )
         consumers = monitor.series_keys("kaelix_consumer_lag_messages", {"stream": name})
         if consumers:
             by_consumer: dict[str, list[Labels]] = defaultdict(list)

@@ -22,6 +22,7 @@ import re
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Generic, Literal, Protocol, TypeAlias, TypeVar
@@ -321,7 +322,7 @@ class Histogram:
 M = TypeVar("M", Counter, Gauge, Histogram)
 
 
-class _Family(Generic[M]):
+class _Family(ABC, Generic[M]):
     """A metric name with its label names, and one child (a series) per label values."""
 
     kind: Kind
@@ -335,8 +336,9 @@ class _Family(Generic[M]):
         self._children: dict[tuple[str, ...], M] = {}
         self._lock = threading.Lock()
 
+    @abstractmethod
     def _new(self) -> M:
-        raise NotImplementedError
+        """A new series of this family's kind."""
 
     def labels(self, *values: object, **named: object) -> M:
         """The series for these label values (made on first use), given in the order of the
@@ -389,8 +391,9 @@ class _Family(Generic[M]):
         """The metric's name (the `Collector` protocol)."""
         return (self.name,)
 
+    @abstractmethod
     def _value(self, child: M) -> float | HistogramValue:
-        raise NotImplementedError
+        """The value a series shows in a snapshot."""
 
     def collect(self) -> Iterator[FamilySnapshot]:
         """A snapshot of every series (the `Collector` protocol)."""
@@ -696,6 +699,10 @@ STREAM_METRICS: Final = {
         "counter",
         "Messages published to the partition (every process's producers).",
     ),
+    "kaelix_stream_bytes_published_total": (
+        "counter",
+        "Frame bytes published to the partition (every process's producers).",
+    ),
     "kaelix_stream_messages_overwritten_total": (
         "counter",
         "Messages overwritten by drop_oldest before every consumer read them (drops).",
@@ -708,6 +715,23 @@ STREAM_METRICS: Final = {
     "kaelix_stream_lag_messages": (
         "gauge",
         "Messages the slowest consumer (of any process) has yet to read.",
+    ),
+    "kaelix_stream_messages_received_total": (
+        "counter",
+        "Messages one reader of the partition (a consumer or a group, in any process) "
+        "received since it joined.",
+    ),
+    "kaelix_stream_bytes_received_total": (
+        "counter",
+        "Frame bytes one reader of the partition (in any process) received since it joined.",
+    ),
+    "kaelix_stream_reader_lag_messages": (
+        "gauge",
+        "Messages waiting for one reader of the partition (in any process).",
+    ),
+    "kaelix_stream_reader_skipped_total": (
+        "counter",
+        "Messages one reader of the partition (in any process) lost to drop_oldest.",
     ),
     "kaelix_consumer_lag_messages": (
         "gauge",
@@ -727,6 +751,15 @@ STREAM_METRICS: Final = {
     ),
 }
 """The series `StreamMetrics` produces: name -> (kind, help)."""
+
+
+_READER_SERIES: Final = (
+    ("kaelix_stream_messages_received_total", "received"),
+    ("kaelix_stream_bytes_received_total", "bytes_received"),
+    ("kaelix_stream_reader_lag_messages", "waiting"),
+    ("kaelix_stream_reader_skipped_total", "skipped"),
+)
+"""The per-reader series and the `Stream.metrics` reader field each reads."""
 
 
 def _slowest_lag(stream: Stream, partition: int) -> int:
@@ -761,13 +794,16 @@ class _Watched:
 
 class StreamMetrics:
     """A collector over streams: at each collection it reads, per partition, the counters
-    the rings keep anyway (``Stream.metrics()`` and the slowest cursor), and each of this
-    process's consumers' lag and skipped count. Nothing is recorded on the send or poll
-    path, so watching a stream costs its producers and consumers nothing; and the ring
-    counters live in the ring headers, so a shared stream shows every process's traffic to
+    the rings keep anyway (``Stream.metrics()``: messages and bytes published, and every
+    reader's messages and bytes received, lag and skipped count, and the slowest cursor),
+    and each of this process's consumers' lag and skipped count. Nothing is recorded on the
+    send or poll path beyond what the rings write to work at all (a producer's publish
+    position and count, a reader's cursor and count), so watching a stream costs its
+    producers and consumers nothing; and those counters live in the shared segments (ring
+    headers and reader slots), so a shared stream shows every process's traffic to
     whichever process collects. The series are `STREAM_METRICS`, labelled ``stream`` and
-    ``partition`` (and ``consumer`` for the per-consumer ones). A closed stream yields no
-    series."""
+    ``partition``, plus ``reader`` (``"pid/slot"``) for the per-reader ones and
+    ``consumer`` for this process's consumers. A closed stream yields no series."""
 
     def __init__(self, *streams: Stream) -> None:
         self._lock = threading.Lock()
@@ -831,6 +867,13 @@ class StreamMetrics:
             found["kaelix_stream_messages_published_total"].append(
                 SeriesSnapshot(labels, float(part["published"]))
             )
+            found["kaelix_stream_bytes_published_total"].append(
+                SeriesSnapshot(labels, float(part["bytes_published"]))
+            )
+            for reader in part["readers"]:
+                rlabels = (*labels, ("reader", f"{reader['pid']}/{reader['slot']}"))
+                for series, key in _READER_SERIES:
+                    found[series].append(SeriesSnapshot(rlabels, float(reader[key])))
             found["kaelix_stream_messages_overwritten_total"].append(
                 SeriesSnapshot(labels, float(part["overwritten"]))
             )
