@@ -24,6 +24,8 @@ from kaelix.monitor import (
     default_stream_rules,
     logging_handler,
 )
+from kaelix.monitor import _sampler as sampler_module
+from kaelix.monitor._metrics import RECENT_VALUES, HistogramValue
 from monitor_workers import FakeClock, consume_then_wait, produce, unique_name
 
 
@@ -650,17 +652,40 @@ def test_producer_waits_for_room_are_counted_on_the_slow_path_only() -> None:
         consumer.close()
 
 
-def test_window_percentiles_kept_incrementally_match_a_full_merge() -> None:
+@pytest.mark.parametrize("shape", ["batches", "one by one", "mixed, scraped"])
+def test_window_percentiles_kept_incrementally_match_a_full_merge(
+    shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every way an interval is taken (the histogram's log of recent values, or a diff of
+    every bucket when the log does not reach back) and every way a window is merged (sparse
+    while few buckets are in it, every bucket past that) against a full merge."""
     rng = np.random.default_rng(7)
     clock = FakeClock(0.0)
     registry = Registry()
     monitor = Monitor(registry, clock=clock, interval=1.0, history=20.0)  # trims as it goes
     latency = registry.histogram("app_latency_seconds", "latency", lowest=1_000, scale=1e-9)
+    taken = {"log": 0, "diff": 0}
+    since = sampler_module._recorded_since
+
+    def counted(value: HistogramValue, seen: int) -> object:
+        got = since(value, seen)
+        taken["log" if got is not None else "diff"] += 1
+        return got
+
+    monkeypatch.setattr(sampler_module, "_recorded_since", counted)
     recorded: list[tuple[float, np.ndarray]] = []
     for step in range(120):
-        values = rng.integers(1_000, 10_000_000, size=int(rng.integers(0, 50)))
-        if len(values):
+        size = int(rng.integers(0, 50))
+        if shape == "mixed, scraped" and step % 17 == 5:
+            size = RECENT_VALUES + 1  # more than the log keeps: that interval is a diff
+        values = rng.integers(1_000, 10_000_000, size=size)
+        if shape == "one by one" or (shape == "mixed, scraped" and step % 2):
+            for v in values.tolist():
+                latency.record(v)
+        elif len(values):
             latency.record_many(values)
+        if shape == "mixed, scraped":
+            registry.collect()  # another reader's snapshots (a scrape) change nothing here
         recorded.append((clock.now, values))
         monitor.sample()
         for window in (3.0, 7.5, None):
@@ -680,3 +705,34 @@ def test_window_percentiles_kept_incrementally_match_a_full_merge() -> None:
                 else:
                     assert np.isnan(got)
         clock.advance(1.0)
+    assert taken["log"] > 50
+    if shape == "mixed, scraped":
+        assert taken["diff"] >= 5
+    windows = monitor._hists[("app_latency_seconds", ())].windows
+    assert windows[None][3] is None and windows[None][0] is not None  # every bucket
+    if shape != "mixed, scraped":  # (there a big interval made it dense, and it stays so)
+        assert windows[3.0][3] is not None and windows[3.0][0] is None  # few: sparse
+
+
+def test_a_histogram_snapshot_carries_its_last_values() -> None:
+    registry = Registry()
+    histogram = registry.histogram("app_size_bytes", "sizes")
+    assert histogram.labels().snapshot().recent == ()
+    histogram.record(5)
+    histogram.record_many([7, 9])
+    value = histogram.labels().snapshot()
+    assert (value.count, value.recent, value.recent_from) == (3, (5, 7, 9), 0)
+    with pytest.raises(kaelix.ValueOutOfRange):
+        histogram.record(-1)  # refused: nothing recorded, nothing logged
+    for i in range(3 * RECENT_VALUES):
+        histogram.record(i + 1)
+    value = histogram.labels().snapshot()
+    assert len(value.recent) == RECENT_VALUES
+    assert value.recent_from + len(value.recent) == value.count == 3 + 3 * RECENT_VALUES
+    assert value.recent[-1] == 3 * RECENT_VALUES
+    histogram.record_many(np.arange(1, RECENT_VALUES + 2))  # too many to log: starts again
+    value = histogram.labels().snapshot()
+    assert value.recent == () and value.recent_from == value.count
+    histogram.record_many([4, 4])
+    value = histogram.labels().snapshot()
+    assert value.recent == (4, 4) and value.recent_from == value.count - 2

@@ -80,18 +80,31 @@ class MonitorError(KaelixError, ValueError):
 class HistogramValue:
     """A histogram series at collection time: ``count`` values recorded, their ``sum`` and
     the cumulative `kaelix.HdrHistogram` (a copy, in recorded units); ``scale`` turns a
-    recorded value into the metric's base unit (1e-9 for nanoseconds reported in seconds)."""
+    recorded value into the metric's base unit (1e-9 for nanoseconds reported in seconds).
+
+    ``recent`` holds the last values recorded (up to `RECENT_VALUES`, in recorded units),
+    the first of them value number ``recent_from`` (counting from 0); None when the
+    histogram keeps no such log. A sampler that saw ``n`` values at its last snapshot finds
+    what came since in ``recent[n - recent_from:]`` when that is inside, without comparing
+    every bucket."""
 
     count: int
     sum: float
     histogram: HdrHistogram
     scale: float
+    recent: tuple[int, ...] = ()
+    recent_from: int | None = None
 
     def percentile(self, q: float) -> float:
         """The value at percentile ``q`` (0 to 100) in base units; NaN when empty."""
         if self.count == 0:
             return float("nan")
         return self.histogram.value_at_percentile(q) * self.scale
+
+
+RECENT_VALUES: Final = 1024
+"""Values a `Histogram` keeps in its log of the last values recorded (`HistogramValue.recent`);
+a ``record_many`` of more starts the log again after them."""
 
 
 @dataclass(frozen=True)
@@ -243,7 +256,16 @@ class Histogram:
     vectorised call. ``scale`` converts recorded units into the metric's base unit for
     reading (``1e-9``: recorded in nanoseconds, reported in seconds). Thread-safe."""
 
-    __slots__ = ("_changes", "_hist", "_lock", "_snapshot", "_sum", "scale")
+    __slots__ = (
+        "_changes",
+        "_hist",
+        "_lock",
+        "_recent",
+        "_recent_from",
+        "_snapshot",
+        "_sum",
+        "scale",
+    )
 
     def __init__(
         self,
@@ -259,6 +281,10 @@ class Histogram:
         self._changes = 0  # bumped by every record: a snapshot is copied only after one
         self._snapshot: HistogramValue | None = None
         self.scale = float(scale)
+        # The last values recorded, the first of them value number _recent_from: so that
+        # _recent_from + len(_recent) is always the count (see HistogramValue.recent).
+        self._recent: list[int] = []
+        self._recent_from = 0
 
     def record(self, value: int) -> None:
         """Records one value (recorded units)."""
@@ -266,6 +292,11 @@ class Histogram:
             self._hist.record(value)
             self._sum += value
             self._changes += 1
+            recent = self._recent
+            recent.append(value)
+            if len(recent) > 2 * RECENT_VALUES:
+                del recent[:RECENT_VALUES]
+                self._recent_from += RECENT_VALUES
 
     def record_many(self, values: npt.ArrayLike) -> None:
         """Records every value of an integer array in one compiled pass."""
@@ -276,6 +307,16 @@ class Histogram:
             self._hist.record_values(array)
             self._sum += int(array.sum())
             self._changes += 1
+            if array.size > RECENT_VALUES:  # too many to log: the log starts again after them
+                self._recent = []
+                self._recent_from = self._hist.total_count
+                return
+            recent = self._recent
+            recent.extend(array.ravel().tolist())
+            if len(recent) > 2 * RECENT_VALUES:
+                drop = len(recent) - RECENT_VALUES
+                del recent[:drop]
+                self._recent_from += drop
 
     @property
     def count(self) -> int:
@@ -309,8 +350,14 @@ class Histogram:
         with self._lock:
             snapshot = self._snapshot
             if snapshot is None or self._changes:
+                recent = self._recent[-RECENT_VALUES:]
                 snapshot = HistogramValue(
-                    self._hist.total_count, self._sum * self.scale, self._hist.copy(), self.scale
+                    self._hist.total_count,
+                    self._sum * self.scale,
+                    self._hist.copy(),
+                    self.scale,
+                    tuple(recent),
+                    self._hist.total_count - len(recent),
                 )
                 self._snapshot = snapshot
                 self._changes = 0

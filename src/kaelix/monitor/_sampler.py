@@ -20,7 +20,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,26 +65,92 @@ class _Hist:
     # left, instead of merging the whole window again at every sample.
     windows: dict[float | None, list[Any]] = field(default_factory=dict)
 
-    def merged(self, window: float | None, lo: int, hi: int) -> npt.NDArray[np.int64]:
-        """The counts recorded in intervals [lo, hi) (indexes of ``intervals`` now)."""
-        series = self.intervals
-        values = series.values
-        offset = series.offset
+    def merged(
+        self, window: float | None, lo: int, hi: int
+    ) -> tuple[npt.NDArray[np.int64] | None, dict[int, int] | None]:
+        """The counts recorded in intervals [lo, hi) (indexes of ``intervals`` now): as
+        {bucket index: count} of the buckets not empty while there are few of them (a
+        percentile then walks those, and no array of every bucket is touched), else as
+        counts of every bucket. One of the two is None."""
+        values = self.intervals.values
+        offset = self.intervals.offset
         cache = self.windows.get(window)
-        if cache is None or cache[1] < offset or cache[1] > lo + offset or cache[2] > hi + offset:
-            dense = np.zeros(self.template._counts.size, np.int64)
-            start = lo
-        else:
-            dense = cache[0]
-            for k in range(cache[1] - offset, lo):
+        fresh = cache is None or not offset <= cache[1] <= lo + offset or cache[2] > hi + offset
+        if not fresh and cache is not None:
+            old_lo, old_hi = cache[1] - offset, cache[2] - offset
+            dense, sparse = cache[0], cache[3]
+            left = [(k, -1) for k in range(old_lo, lo)]  # intervals that left the window
+            for k, sign in [*left, *((k, 1) for k in range(old_hi, hi))]:
                 index, counts = values[k]
-                dense[index] -= counts
-            start = cache[2] - offset
-        for k in range(start, hi):
-            index, counts = values[k]
-            dense[index] += counts
-        self.windows[window] = [dense, lo + offset, hi + offset]
-        return dense
+                if sparse is not None:
+                    sparse = _sparse_add(sparse, index, counts, sign)
+                    if sparse is None:  # too many buckets now: merge every bucket afresh
+                        fresh = True
+                        break
+                elif dense is not None:
+                    dense[index] += counts if sign > 0 else -counts
+        if fresh:
+            dense, sparse = None, {}
+            for k in range(lo, hi):
+                index, counts = values[k]
+                sparse = _sparse_add(sparse, index, counts, 1)
+                if sparse is None:
+                    break
+            if sparse is None:
+                dense = np.zeros(self.template._counts.size, np.int64)
+                for k in range(lo, hi):
+                    index, counts = values[k]
+                    dense[index] += counts
+        self.windows[window] = [dense, lo + offset, hi + offset, sparse]
+        return dense, sparse
+
+
+_SPARSE_BUCKETS = 256
+"""Most buckets a window's sparse counts hold (`_Hist.merged`) before it gives them up."""
+
+
+def _sparse_add(
+    sparse: dict[int, int] | None,
+    index: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+    sign: int,
+) -> dict[int, int] | None:
+    """Adds (sign 1) or takes away (-1) one interval's counts to sparse bucket counts;
+    None once they would be too many to be worth it."""
+    if sparse is None or len(index) > _SPARSE_BUCKETS:
+        return None
+    for i, c in zip(index.tolist(), counts.tolist(), strict=True):
+        left = sparse.get(i, 0) + sign * c
+        if left:
+            sparse[i] = left
+        else:
+            sparse.pop(i, None)
+    return sparse if len(sparse) <= _SPARSE_BUCKETS else None
+
+
+def _recorded_since(value: HistogramValue, seen: int) -> Sequence[int] | None:
+    """The values recorded after the first ``seen``, from the snapshot's log of recent
+    values; None when the log does not reach back that far (or there is none)."""
+    start = value.recent_from
+    if start is None or seen < start or value.count < seen:
+        return None
+    if start + len(value.recent) != value.count:
+        return None
+    return value.recent[seen - start :]
+
+
+def _bucket_counts(
+    template: HdrHistogram, values: Sequence[int]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(bucket indexes, counts) of a few values, indexes ascending: an interval as the
+    diff of two cumulative histograms would give it."""
+    found: dict[int, int] = {}
+    index_of = template._index
+    for v in values:
+        i = index_of(v)
+        found[i] = found.get(i, 0) + 1
+    keys = sorted(found)
+    return np.array(keys, np.int64), np.array([found[k] for k in keys], np.int64)
 
 
 class Monitor:
@@ -265,12 +331,20 @@ class Monitor:
         # are, without copying them again.
         counts = value.histogram._counts
         previous = state.previous
-        if previous is None or previous.shape != counts.shape or value.count < state.count:
-            delta = counts  # the first sample, or a histogram replaced or reset
+        since = _recorded_since(value, state.count) if previous is not None else None
+        if since is not None and previous is not None and previous.shape == counts.shape:
+            # What came since the last sample, from the histogram's log of recent values:
+            # a few values, not a diff of every bucket (numpy would drop the GIL for that,
+            # and each time the sampler then waits for it, its caches go cold).
+            interval = _bucket_counts(state.template, since)
         else:
-            delta = counts - previous
-        index = np.flatnonzero(delta)
-        state.intervals.append(now, (index, delta[index]))
+            if previous is None or previous.shape != counts.shape or value.count < state.count:
+                delta = counts  # the first sample, or a histogram replaced or reset
+            else:
+                delta = counts - previous
+            index = np.flatnonzero(delta)
+            interval = (index, delta[index])
+        state.intervals.append(now, interval)
         state.previous = counts
         state.count = value.count
 
@@ -454,17 +528,29 @@ class Monitor:
                 lo, hi = hist.intervals.span(window, self._last, inclusive=False)
                 if hi <= lo:
                     return float("nan")
-                cumulative = np.cumsum(hist.merged(window, lo, hi))
+                dense, sparse = hist.merged(window, lo, hi)
         if hist is None:
             _, values = self.series(name, key[1], window=window)
             return float(np.percentile(values, q)) if len(values) else float("nan")
-        total = int(cumulative[-1])
+        # HdrHistogram's rank rule (as HdrHistogram.value_at_percentile), so a window holding
+        # every value gives the cumulative histogram's answer exactly: the first bucket at
+        # which the running count reaches the target rank.
+        if sparse is not None:
+            total = sum(sparse.values())
+        else:
+            cumulative = np.cumsum(dense)  # type: ignore[arg-type]
+            total = int(cumulative[-1])
         if not total:
             return float("nan")
-        # HdrHistogram's rank rule (as HdrHistogram.value_at_percentile), so a window holding
-        # every value gives the cumulative histogram's answer exactly.
         target = min(max(int(q * total / 100 + 0.5), 1), total)
-        at = int(np.searchsorted(cumulative, target, side="left"))
+        if sparse is not None:
+            running = 0
+            for at in sorted(sparse):
+                running += sparse[at]
+                if running >= target:
+                    break
+        else:
+            at = int(np.searchsorted(cumulative, target, side="left"))
         template = hist.template
         value = template.value_from_index(at)
         if q:
