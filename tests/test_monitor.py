@@ -25,7 +25,7 @@ from kaelix.monitor import (
     logging_handler,
 )
 from kaelix.monitor import _sampler as sampler_module
-from kaelix.monitor._metrics import RECENT_VALUES, HistogramValue
+from kaelix.monitor._metrics import RECENT_VALUES
 from monitor_workers import FakeClock, consume_then_wait, produce, unique_name
 
 
@@ -664,20 +664,21 @@ def test_window_percentiles_kept_incrementally_match_a_full_merge(
     registry = Registry()
     monitor = Monitor(registry, clock=clock, interval=1.0, history=20.0)  # trims as it goes
     latency = registry.histogram("app_latency_seconds", "latency", lowest=1_000, scale=1e-9)
-    taken = {"log": 0, "diff": 0}
-    since = sampler_module._recorded_since
+    bucketed: list[int] = []  # intervals taken from the log, one value at a time
+    bucket_counts = sampler_module._bucket_counts
 
-    def counted(value: HistogramValue, seen: int) -> object:
-        got = since(value, seen)
-        taken["log" if got is not None else "diff"] += 1
-        return got
+    def counted(template: kaelix.HdrHistogram, values: list[int]) -> object:
+        bucketed.append(len(values))
+        return bucket_counts(template, values)
 
-    monkeypatch.setattr(sampler_module, "_recorded_since", counted)
+    monkeypatch.setattr(sampler_module, "_bucket_counts", counted)
     recorded: list[tuple[float, np.ndarray]] = []
     for step in range(120):
         size = int(rng.integers(0, 50))
         if shape == "mixed, scraped" and step % 17 == 5:
             size = RECENT_VALUES + 1  # more than the log keeps: that interval is a diff
+        if shape == "mixed, scraped" and step % 17 == 9:
+            size = 200  # in the log, but too many to bucket one by one: a diff too
         values = rng.integers(1_000, 10_000_000, size=size)
         if shape == "one by one" or (shape == "mixed, scraped" and step % 2):
             for v in values.tolist():
@@ -705,9 +706,12 @@ def test_window_percentiles_kept_incrementally_match_a_full_merge(
                 else:
                     assert np.isnan(got)
         clock.advance(1.0)
-    assert taken["log"] > 50
-    if shape == "mixed, scraped":
-        assert taken["diff"] >= 5
+    with_values = sum(1 for _, v in recorded[1:] if len(v))  # the first sample is a diff
+    if shape == "mixed, scraped":  # the big intervals are diffs of every bucket
+        assert 50 < len(bucketed) <= with_values - 10
+    else:
+        assert len(bucketed) == with_values
+    assert max(bucketed) <= sampler_module._FEW_VALUES
     windows = monitor._hists[("app_latency_seconds", ())].windows
     assert windows[None][3] is None and windows[None][0] is not None  # every bucket
     if shape != "mixed, scraped":  # (there a big interval made it dense, and it stays so)

@@ -128,6 +128,11 @@ def _sparse_add(
     return sparse if len(sparse) <= _SPARSE_BUCKETS else None
 
 
+_FEW_VALUES = 64
+"""Most new values of a histogram the sampler buckets one by one (`_bucket_counts`); past
+that, a diff of every bucket is cheaper."""
+
+
 def _recorded_since(value: HistogramValue, seen: int) -> Sequence[int] | None:
     """The values recorded after the first ``seen``, from the snapshot's log of recent
     values; None when the log does not reach back that far (or there is none)."""
@@ -332,7 +337,12 @@ class Monitor:
         counts = value.histogram._counts
         previous = state.previous
         since = _recorded_since(value, state.count) if previous is not None else None
-        if since is not None and previous is not None and previous.shape == counts.shape:
+        if (
+            since is not None
+            and len(since) <= _FEW_VALUES
+            and previous is not None
+            and previous.shape == counts.shape
+        ):
             # What came since the last sample, from the histogram's log of recent values:
             # a few values, not a diff of every bucket (numpy would drop the GIL for that,
             # and each time the sampler then waits for it, its caches go cold).
