@@ -82,7 +82,7 @@ class HistogramValue:
     the cumulative `kaelix.HdrHistogram` (a copy, in recorded units); ``scale`` turns a
     recorded value into the metric's base unit (1e-9 for nanoseconds reported in seconds).
 
-    ``recent`` holds the last values recorded (up to `RECENT_VALUES`, in recorded units),
+    ``recent`` holds the last values recorded (up to 1,024, in recorded units),
     the first of them value number ``recent_from`` (counting from 0); None when the
     histogram keeps no such log. A sampler that saw ``n`` values at its last snapshot finds
     what came since in ``recent[n - recent_from:]`` when that is inside, without comparing
