@@ -60,9 +60,10 @@ class _Hist:
     previous: npt.NDArray[np.int64] | None
     count: int
     intervals: _Series
-    # window -> [counts merged over it, absolute index of its first and past-last interval]:
+    # window -> [counts of every bucket merged over it or None, absolute index of its first
+    # and past-last interval, {bucket: count} of its non-empty buckets while few, or None]:
     # the next query of that window adds the intervals that arrived and subtracts those that
-    # left, instead of merging the whole window again at every sample.
+    # left, instead of merging the whole window again at every sample (see merged).
     windows: dict[float | None, list[Any]] = field(default_factory=dict)
 
     def merged(
