@@ -912,6 +912,45 @@ def test_tracker_in_order_stream_then_boundary_arrivals() -> None:
     assert tracker_counts(tracker) == clean_counts(200, late=1, duplicated=1)
 
 
+INTERRUPTIONS = {
+    "below start": lambda high: [2],
+    "late": lambda high: [high - 64],
+    "duplicate": lambda high: [high - 3],
+    "jump inside the window": lambda high: [high + 20],
+    "jump past the window": lambda high: [high + 100],
+    "jump, then the gap filled": lambda high: [high + 3, high + 1, high + 2],
+    "another stream": lambda high: [],
+}
+
+
+@pytest.mark.parametrize("interruption", sorted(INTERRUPTIONS))
+@pytest.mark.parametrize("run", [1, 2, 63, 64, 65, 200])
+def test_tracker_bits_kept_lazily_during_in_order_runs_stay_exact(
+    interruption: str, run: int
+) -> None:
+    """A stream with no gap in its window skips writing its bits while its next sequences
+    arrive; whatever arrives next must see those bits (compared after every message)."""
+    start = 100
+    tracker = validate.DeliveryTracker(window=64, start=start)
+    model = ref.RefDeliveryTracker(window=64, start=start)
+    high = start - 1
+    for _ in range(3):
+        in_order = list(range(high + 1, high + 1 + run))
+        for s in in_order:
+            feed_both(tracker, model, [s])
+        high = in_order[-1]
+        other = INTERRUPTIONS[interruption](high)
+        if interruption == "another stream":
+            records = [(*B, high)]
+            tracker.update(columns(records, checksum=False))
+            model.update(records)
+        for s in other:
+            feed_both(tracker, model, [s])
+            high = max(high, s)
+        feed_both(tracker, model, [high - 1, high - 40, high + 1])  # reads the bits
+        high += 1
+
+
 def test_tracker_gap_is_a_snapshot_until_it_arrives_or_leaves() -> None:
     tracker = validate.DeliveryTracker(window=64)
     tracker.update(columns([(*A, 0), (*A, 2)], checksum=False))

@@ -492,6 +492,8 @@ class DeliveryTracker:
         self._window = window
         self._ordering = ordering
         self._high: npt.NDArray[np.uint64]
+        self._holes: npt.NDArray[np.uint64]
+        self._lazy: npt.NDArray[np.uint64]
         self._bits: npt.NDArray[np.uint64]
         self._table: tuple[npt.NDArray[Any], ...]
         self._start = start
@@ -510,16 +512,21 @@ class DeliveryTracker:
 
         capacity = max(16, 2 * streams)
         high = np.zeros(capacity, np.uint64)
+        holes = np.zeros(capacity, np.uint64)
+        lazy = np.zeros(capacity, np.uint64)
         bits = np.zeros((capacity, self._window // 64), np.uint64)
         table = k.new_stream_table(capacity)
         if streams:
             high[:streams] = self._high[:streams]
+            holes[:streams] = self._holes[:streams]
+            lazy[:streams] = self._lazy[:streams]
             bits[:streams] = self._bits[:streams]
             table[3][:streams] = self._table[3][:streams]
             table[4][:streams] = self._table[4][:streams]
             table[5][0] = streams
             k.restock(*table[:5], streams)
-        self._high, self._bits, self._table = high, bits, table
+        self._high, self._holes, self._lazy = high, holes, lazy
+        self._bits, self._table = bits, table
 
     @property
     def streams(self) -> int:
@@ -542,7 +549,8 @@ class DeliveryTracker:
         while done < n:
             done = k.track(
                 cols["producer_id"], cols["partition"], cols["sequence"], done, self._messages,
-                *self._table, self._high, self._bits, self._window, np.uint64(self._start),
+                *self._table, self._high, self._holes, self._lazy, self._bits, self._window,
+                np.uint64(self._start),
                 self._ordering == "partition",
                 self._counters, self._lost, self._examples, self._taken, self._example_keys,
             )  # fmt: skip
@@ -555,7 +563,7 @@ class DeliveryTracker:
         k = _kernels()
 
         streams = self.streams
-        gaps = k.pending(self._high, self._bits, streams, self._window, np.uint64(self._start))
+        gaps = k.pending(self._high, self._holes, streams, np.uint64(self._start))
         # Python ints: a stream running from 0 to 2**64 - 1 expects 2**64 messages.
         highs = self._high[:streams].tolist()
         expected = sum(h - self._start + 1 for h in highs if h >= self._start)

@@ -634,6 +634,8 @@ def track(  # type: ignore[no-untyped-def]
     by_b,
     kc,
     high,
+    holes,
+    lazy,
     bits,
     window,
     start,
@@ -646,18 +648,24 @@ def track(  # type: ignore[no-untyped-def]
 ):
     """Feeds messages from offset on into the tracker's state (see DeliveryTracker for the
     rules). Returns the index it stopped at: the length when done, or earlier when a new
-    stream needs room (the caller grows the per-stream arrays and calls again). A stream's
-    high is meaningful once it exists; a stream whose first message was below start has
-    high = start - 1 (nothing received yet).
+    stream needs room (the caller grows the per-stream arrays and calls again).
+
+    Per stream: high, its highest sequence (start - 1 while nothing at or above start has
+    arrived); holes, how many sequences of its window (from max(start, high - window + 1)
+    to high) have not arrived; and bits, one per window slot (sequence % window), set when
+    that sequence arrived. While holes is 0 the bits are written lazily: they are exact
+    below lazy[stream] and every sequence from there to high arrived, so a stream's next
+    sequence, the common case, costs one compare and one store (nothing can leave the
+    window unreceived). Any other arrival first writes the lazy bits (_fill), then takes
+    the general path. A stream's next sequence while it has holes takes a middle path: its
+    bit shares a slot with the sequence leaving the window, which is lost if that bit is
+    clear.
 
     The stream table is a new_stream_table (unsigned indices, see check_delivery's dense
-    path). The next sequence of a stream that has one, the common case, takes a short path
-    written with unsigned indices: its bit shares a slot with the sequence leaving the
-    window, which is lost if that bit is clear."""
-    n = sequence.shape[0]
+    path)."""
+    n = U64(sequence.shape[0])
     shift = _table_shift(kv.shape[0])
     mask = np.uint64(kv.shape[0] - 1)
-    word_mask = np.uint64(window - 1)
     words = window // 64
     w = U64(window)
     st = U64(start)
@@ -667,25 +675,18 @@ def track(  # type: ignore[no-untyped-def]
     lost = U64(0)  # sequences near 2**64 can lose more than an int64 holds
     delivered = 0
     tally = np.zeros(N_CATEGORIES, np.int64)
-    i = offset
+    run = np.zeros(2, np.uint64)  # what each run of next sequences delivered and lost
+    i = U64(offset)  # unsigned: numba fixes up every signed index
     while i < n:
+        i = _next_sequences(
+            producer, partition, sequence, i, ka, kb, kv, high, holes, lazy, bits, w, st, run
+        )
+        if i == n:
+            break
         p = producer[i]
         q = U64(partition[i])
         s = sequence[i]
         found, j = _lookup(ka, kb, kv, p, q, shift, mask)
-        if found != _NONE:
-            h = high[found]
-            if s > h and s - h == _ONE and h >= st:  # the stream's next sequence
-                at = s & word_mask
-                bit = _ONE << (at & np.uint64(63))
-                word = bits[found, at >> np.uint64(6)]
-                if word & bit == _ZERO and s - st >= w:
-                    lost += _ONE  # s - w left the window without arriving
-                bits[found, at >> np.uint64(6)] = word | bit
-                high[found] = s
-                delivered += 1
-                i += 1
-                continue
         before = np.int64(kc[0])
         if found == _NONE:
             if before == high.shape[0]:
@@ -704,6 +705,7 @@ def track(  # type: ignore[no-untyped-def]
             for k in range(words):
                 bits[sid, k] = U64(0)
             high[sid] = s
+            holes[sid] = U64(0)
             if s < st:
                 category = UNEXPECTED
                 high[sid] = st - U64(1)  # s < st, so st > 0: "nothing at or above start yet"
@@ -712,7 +714,9 @@ def track(  # type: ignore[no-untyped-def]
                 if low > st:
                     lost += low - st
                 _set(bits, sid, s, w)
+                holes[sid] = s - (low if low > st else st)
                 delivered += 1
+            lazy[sid] = high[sid] + U64(1)  # the bits are exact
         elif s < st:
             category = UNEXPECTED
         else:
@@ -720,6 +724,11 @@ def track(  # type: ignore[no-untyped-def]
             low = h - w + U64(1) if h >= w - U64(1) else U64(0)
             if h < st:
                 low = st  # nothing received yet at or above start
+            elif low < st:
+                low = st
+            if holes[sid] == U64(0) and h >= st and lazy[sid] <= h:
+                _fill(bits, sid, lazy[sid] if lazy[sid] > low else low, h, w)
+            gaps = holes[sid]
             if s < low:
                 category = LATE
             elif s > h or h < st:
@@ -727,27 +736,31 @@ def track(  # type: ignore[no-untyped-def]
                 if h < st:
                     if new_low > st:
                         lost += new_low - st
+                    gaps = s - (new_low if new_low > st else st)  # bits clear since creation
                 else:
-                    lost_from = low if low > st else st
-                    # sequences in [lost_from, new_low) leave the window
-                    if new_low > lost_from:
+                    # sequences in [low, new_low) leave the window
+                    if new_low > low:
                         upto = new_low if new_low <= h + U64(1) else h + U64(1)
-                        span = upto - lost_from
+                        span = upto - low
+                        gone = U64(0)  # holes that leave the window: lost
                         if span >= w:
                             for k in range(words):
-                                lost += U64(64 - _popcount(bits[sid, k]))
+                                gone += U64(64 - _popcount(bits[sid, k]))
                                 bits[sid, k] = U64(0)
                         else:
-                            x = lost_from
+                            x = low
                             while x < upto:
                                 if not _get(bits, sid, x, w):
-                                    lost += U64(1)
+                                    gone += U64(1)
                                 _clear(bits, sid, x, w)
                                 x += U64(1)
+                        lost += gone
+                        gaps -= gone
                         if new_low > h + U64(1):
                             lost += new_low - (h + U64(1))
                     # slots between h and s that stay in the window must read as empty
                     x = h + U64(1) if h + U64(1) > new_low else new_low
+                    gaps += s - x  # they are the stream's new holes
                     if s - x >= w:
                         for k in range(words):
                             bits[sid, k] = U64(0)
@@ -762,24 +775,85 @@ def track(  # type: ignore[no-untyped-def]
                 category = DUPLICATED
             else:
                 _set(bits, sid, s, w)
+                gaps -= U64(1)
                 delivered += 1
                 if check_order:
                     category = REORDERED
+            holes[sid] = gaps
+            lazy[sid] = high[sid] + U64(1)  # the bits are exact now
         if category >= 0:
             tally[category] += 1
             t = taken[category]
             if t < max_examples:
-                examples[category, t] = position_base + i
+                examples[category, t] = position_base + np.int64(i)
                 example_keys[category, t, 0] = p
                 example_keys[category, t, 1] = q
                 example_keys[category, t, 2] = s
                 taken[category] += 1
-        i += 1
+        i += _ONE
     for category in range(N_CATEGORIES):
         counters[category] += tally[category]
-    lost_total[0] += lost
-    counters[DELIVERED] += delivered
+    lost_total[0] += lost + run[1]
+    counters[DELIVERED] += delivered + np.int64(run[0])
+    return np.int64(i)
+
+
+@_jit
+def _next_sequences(  # type: ignore[no-untyped-def]
+    producer, partition, sequence, i, ka, kb, kv, high, holes, lazy, bits, w, st, run
+):
+    """track's common case, in a loop of its own (inside track's, the registers were spent
+    on the general path's variables and every pointer was reloaded from the stack each
+    message): messages from i on that are their stream's next sequence. Returns the index
+    of the first other one (or the length), and adds what it delivered and lost to run."""
+    n = U64(sequence.shape[0])
+    shift = _table_shift(kv.shape[0])
+    mask = np.uint64(kv.shape[0] - 1)
+    word_mask = w - _ONE
+    first = i
+    lost = _ZERO
+    while i < n:
+        s = sequence[i]
+        found = _lookup(ka, kb, kv, producer[i], U64(partition[i]), shift, mask)[0]
+        if found == _NONE:
+            break
+        h = high[found]
+        if s <= h or s - h != _ONE:  # not the next sequence (a next one has h >= start - 1)
+            break
+        gaps = holes[found]
+        high[found] = s
+        i += _ONE
+        if gaps == _ZERO:  # every sequence of the window arrived: nothing to mark
+            continue
+        at = s & word_mask
+        bit = _ONE << (at & np.uint64(63))
+        word = bits[found, at >> np.uint64(6)]
+        if word & bit == _ZERO and s - st >= w:
+            lost += _ONE  # s - w left the window without arriving
+            holes[found] = gaps - _ONE
+        bits[found, at >> np.uint64(6)] = word | bit
+        lazy[found] = s + _ONE  # the bits are exact up to s
+    run[0] += i - first  # every one was delivered
+    run[1] += lost
     return i
+
+
+@_inline
+def _fill(bits, sid, first, last, w):  # type: ignore[no-untyped-def]
+    """Sets the bits of sequences first to last (at most w of them), a word at a time where
+    a whole word is covered: how a stream's lazily kept bits are written out."""
+    x = first
+    left = last - first + U64(1)  # counted down: last may be 2**64 - 1
+    while left > U64(0):
+        k = np.int64(x & (w - U64(1)))
+        if k & 63 == 0 and left >= U64(64):
+            bits[sid, k >> 6] = _NONE
+            x += U64(64)
+            left -= U64(64)
+        else:
+            bits[sid, k >> 6] |= U64(1) << U64(k & 63)
+            x += U64(1)
+            left -= U64(1)
 
 
 @_inline
@@ -810,26 +884,13 @@ def _get(bits, sid, s, w):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def pending(high, bits, count, window, start):  # type: ignore[no-untyped-def]
-    """Gaps still inside every stream's window (counted bit by bit: at most window per
-    stream)."""
-    w = U64(window)
+def pending(high, holes, count, start):  # type: ignore[no-untyped-def]
+    """Gaps still inside every stream's window: the sum of its holes (see track)."""
     st = U64(start)
-    gaps = 0
+    gaps = U64(0)
     for sid in range(count):
-        h = high[sid]
-        if h < st:
-            continue
-        low = h - w + U64(1) if h >= w - U64(1) else U64(0)
-        if low < st:
-            low = st
-        x = low
-        while True:
-            if not _get(bits, sid, x, w):
-                gaps += 1
-            if x == h:
-                break
-            x += U64(1)
+        if high[sid] >= st:
+            gaps += holes[sid]
     return gaps
 
 
