@@ -84,6 +84,7 @@ STREAM_CASES = (
 )
 VALIDATE_CASES = (
     "check_delivery 1,000,000 messages",
+    "check_delivery 1,000,000 messages, streams interleaved anew on receipt",
     "DeliveryTracker.update 1,000,000 messages (batches of 65,536)",
     "numba compile: first call in a fresh process",
 )
@@ -684,6 +685,7 @@ def test_the_validate_suite_in_a_tiny_configuration_produces_every_result() -> N
     names = [case.case for case in result.results]
     assert names == [
         "check_delivery 20,000 messages",
+        "check_delivery 20,000 messages, streams interleaved anew on receipt",
         "DeliveryTracker.update 20,000 messages (batches of 4,096)",
         "numba compile: first call in a fresh process",
     ]
@@ -694,7 +696,7 @@ def test_the_validate_suite_in_a_tiny_configuration_produces_every_result() -> N
     floor = result.case("validate", names[0]).contenders[2]
     assert floor.name == "memory floor (read the columns)" and floor.role == "reference"
     assert floor.ok and floor.messages_per_op == received, floor.reason
-    for name in names[:2]:
+    for name in (names[0], names[1], names[2]):
         case = result.case("validate", name)
         assert case.throughput == "messages"
         assert [c.name for c in case.contenders][:2] == ["kaelix", validate.PYTHON]
@@ -704,14 +706,13 @@ def test_the_validate_suite_in_a_tiny_configuration_produces_every_result() -> N
         assert kaelix.messages_per_op == received and kaelix.bytes_per_op == 0
         assert python.messages_per_op == reference_received
         assert kaelix.messages_per_s is not None and case.speedup(validate.PYTHON) is not None
-        assert [(check.bar.kind, check.bar.peer) for check in case.bars] == [
-            ("min_messages_per_s", None),
-            ("min_speedup", validate.PYTHON),
-        ]
+        barred = [("min_messages_per_s", None), ("min_speedup", validate.PYTHON)]
+        bars = [] if name == names[1] else barred
+        assert [(check.bar.kind, check.bar.peer) for check in case.bars] == bars
         assert all(check.met is not None for check in case.bars)
         assert "received = sent with 3 dropped" in case.note
 
-    compiled = result.case("validate", names[2])
+    compiled = result.case("validate", names[3])
     assert [c.name for c in compiled.contenders] == COMPILE_CONTENDERS
     assert compiled.bars == ()
     for contender in compiled.contenders:
@@ -736,6 +737,7 @@ def test_validate_cases_are_listed_without_preparing_anything() -> None:
     assert [case.name for case in quick] == list(VALIDATE_CASES)
     assert [case.name for case in full] == [
         "check_delivery 10,000,000 messages",
+        "check_delivery 10,000,000 messages, streams interleaved anew on receipt",
         "DeliveryTracker.update 10,000,000 messages (batches of 65,536)",
         "numba compile: first call in a fresh process",
     ]
@@ -768,6 +770,28 @@ def test_validate_faulty_run_injects_exactly_the_faults_it_reports() -> None:
     assert [len(result["examples"][k]) for k in ("lost", "duplicated", "corrupted")] == [3, 3, 2]
     with pytest.raises(ValueError, match="faulty_run needs at least 5,120 messages"):
         validate.faulty_run(5_000)
+
+
+def test_reinterleaved_keeps_each_streams_order_and_the_counts() -> None:
+    import numpy as np
+
+    run_ = validate.faulty_run(10_000)
+    anew = validate.reinterleaved(run_)
+    assert anew.sent is run_.sent and anew.expected == run_.expected
+
+    def per_stream(columns: dict[str, Any]) -> dict[tuple[int, int], list[tuple[int, int]]]:
+        streams: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for p, q, s, c in zip(*(columns[name].tolist() for name in validate.COLUMNS), strict=True):
+            streams.setdefault((p, q), []).append((s, c))
+        return streams
+
+    assert per_stream(anew.received) == per_stream(run_.received)
+    moved = np.mean(anew.received["sequence"] != run_.received["sequence"])
+    assert moved > 0.5  # the streams meet in another order
+    result = validate.python_check_delivery(
+        validate.list_columns(anew.sent), validate.list_columns(anew.received)
+    )
+    assert {key: result[key] for key in run_.expected} == run_.expected
 
 
 def _unexpected_and_late(columns: dict[str, Any]) -> dict[str, Any]:

@@ -10,13 +10,14 @@ streams, duplicates inside sent, and columns given as a Mapping instead of a Mes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -119,31 +120,45 @@ def delivery(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(kaelix's report, the reference's) for the same records given as columns.
 
-    kaelix runs three ways, which must agree: on one thread, on two (the received half
-    split in two walks, however few messages there are), and on its general path (the hash
-    table the dense layout falls back to)."""
+    kaelix runs five ways, which must agree: on one thread and on two (the zipper's two
+    halves, or the dense path's two walks of the received messages, however few messages
+    there are), then the same with the zipper turned off, and on the general path (the
+    hash table the dense layout falls back to)."""
     s, r = columns(sent), columns(received)
     report = as_dict(validate.check_delivery(s, r, threads=1, **options))
     assert as_dict(validate.check_delivery(s, r, threads=2, **options)) == report
+    with paths_off("_check_zip"):
+        for threads in (1, 2):
+            assert as_dict(validate.check_delivery(s, r, threads=threads, **options)) == report
     assert as_dict(general_check(s, r, **options)) == report
     return report, ref.check_delivery(sent, received, **options)
+
+
+@contextlib.contextmanager
+def paths_off(*names: str) -> Iterator[None]:
+    """check_delivery with the named paths of its module (_check_zip, _check_dense) turned
+    off: each one finds that the input is not for it."""
+    kept = {name: getattr(delivery_module, name) for name in names}
+    for name in names:
+        setattr(delivery_module, name, lambda *args: None)
+    try:
+        yield
+    finally:
+        for name, path in kept.items():
+            setattr(delivery_module, name, path)
 
 
 def general_check(
     sent: Columns, received: Columns, *, ordering: str = "partition", max_examples: int = 5
 ) -> validate.DeliveryReport:
-    """check_delivery with its dense path turned off."""
-    dense = delivery_module._check_dense
-    delivery_module._check_dense = lambda *args: None
-    try:
+    """check_delivery with its zipper and dense paths turned off."""
+    with paths_off("_check_zip", "_check_dense"):
         return validate.check_delivery(
             sent,
             received,
             ordering=ordering,  # type: ignore[arg-type]
             max_examples=max_examples,
         )
-    finally:
-        delivery_module._check_dense = dense
 
 
 def stream(producer_id: int, partition: int, count: int, base: int = 0) -> list[Record]:
@@ -575,6 +590,71 @@ def test_three_hundred_streams() -> None:
             got, expected = delivery(sent, received, ordering=ordering, max_examples=max_examples)
             assert got == expected
     assert expected["expected"] == 2400
+
+
+FAULT_KINDS = ("drop", "duplicate", "swap", "corrupt", "below")
+
+
+@properties
+@given(
+    st.lists(st.tuples(producers, partitions), min_size=1, max_size=6, unique=True),
+    st.sampled_from([0, 1, 1000, 2**63, U64_MAX - 500]),
+    st.randoms(use_true_random=False),
+    st.lists(st.sampled_from(FAULT_KINDS), max_size=8),
+    st.sampled_from(["partition", "none"]),
+    st.integers(1, 2),
+)
+def test_the_zipper_settles_local_faults_itself(
+    pairs: list[tuple[int, int]],
+    base: int,
+    rng: random.Random,
+    faults: list[str],
+    ordering: str,
+    threads: int,
+) -> None:
+    """Streams sent consecutively and received with faults near where they were sent: the
+    zipper (check_delivery's first path) takes them without giving up, and agrees with the
+    reference and with every other path."""
+    streams = [stream(p, q, rng.randint(1, 60), base) for p, q in pairs]
+    sent = [s[0] for s in streams]  # every stream begins, then they interleave at random
+    queues = [deque(s[1:]) for s in streams]
+    while any(queues):
+        sent.append(rng.choice([queue for queue in queues if queue]).popleft())
+    ahead = len(pairs)  # faults only after every stream has begun
+    received = list(sent)
+    for kind in faults:
+        if len(received) < ahead + 2:
+            break
+        at = rng.randrange(ahead, len(received) - 1)
+        other = min(len(received) - 1, at + rng.randint(1, 40))
+        if kind == "drop":
+            del received[at]
+        elif kind == "duplicate":
+            received.insert(other + 1, received[at])
+        elif kind == "swap":
+            received[at], received[other] = received[other], received[at]
+        elif kind == "corrupt":
+            received[at] = corrupt(received[at])
+        elif base > 0:  # below: a sequence under its stream's first one, never sent
+            p, q, _, checksum = received[at]
+            received.insert(other + 1, (p, q, rng.randrange(base), checksum))
+    s, r = columns(sent), columns(received)
+    kernels = delivery_module._kernels()
+    assert delivery_module._check_zip(kernels, s, r, ordering, 5, threads) is not None
+    got, expected = delivery(sent, received, ordering=ordering)
+    assert got == expected
+
+
+def test_a_run_up_to_u64_max_received_out_of_order_loses_nothing() -> None:
+    # The zipper's common case steps a stream past 2**64 - 1 (its next sequence wraps to
+    # 0); it must notice, not read every message as sent after the last one received.
+    sent = stream(0, 0, 22, base=U64_MAX - 21)
+    for at in (1, 10, 21):
+        received = sent[1 : at + 1] + sent[:1] + sent[at + 1 :]
+        for max_examples in (1, 5):
+            got, expected = delivery(sent, received, max_examples=max_examples)
+            assert got == expected
+            assert got["lost"] == 0 and got["examples"]["lost"] == []
 
 
 def dense_path_takes(sent: Columns, received: Columns) -> bool:

@@ -617,6 +617,351 @@ def settle_dense(words, got_a, got_b, two, streams, column_bits, first_row, stop
     return both, lost, best
 
 
+# ---- check_delivery's zipper path -------------------------------------------------------
+#
+# The commonest input of all: each stream's sent sequences run consecutively from its first
+# one ("per-stream consecutive"), and what was received is what was sent, in the same order,
+# but for a few faults. Then a cursor over sent, moved along received, finds each received
+# message at the cursor, and that message is settled by its stream's state alone: the next
+# sequence it expects to be sent (snext) and received (rnext). When both equal the message's
+# sequence, it is delivered, in order, for the first time, and its checksum is the one at
+# the cursor (_zip_run: a compare of the two rows and one stream lookup, no table indexed
+# by sequence). Anything else takes zip_check's general step: the cursor passes over a sent
+# message that was not received there (kept in a list: lost unless it arrives later), a
+# received message is found just ahead of the cursor (received early) or behind it (late,
+# or a duplicate), and a stream's received sequences that jumped ahead are kept in a small
+# hash set until they arrive. Because every sent sequence of a stream is known once the
+# cursor has passed its first one, "never sent", "received before" and "sent after one
+# already delivered" follow from the stream's numbers. Whenever the input leaves this shape
+# (a sent sequence out of its stream's run, a received message not found near the cursor,
+# too many faults for the budget), zip_check gives up and the caller uses the dense path.
+
+ZIP_OK, ZIP_GAVE_UP = 0, 1
+_AHEAD = 1024  # sent messages searched ahead of the cursor for a message received early
+_BEHIND = 4096  # sent messages searched behind it for the checksum of one received late
+_MISSING_FREE, _MISSING, _FILLED = 0, 1, 2
+
+
+@_inline
+def _same(s_producer, s_partition, s_sequence, i, p, q, s):  # type: ignore[no-untyped-def]
+    return s_sequence[i] == s and s_producer[i] == p and np.uint64(s_partition[i]) == q
+
+
+_RUN_BLOCK = 256  # rows compared at a time by _zip_run before their streams are looked up
+
+
+@_jit
+def _zip_run(  # type: ignore[no-untyped-def]
+    s_producer, s_partition, s_sequence, s_checksum,
+    r_producer, r_partition, r_sequence, r_checksum,
+    i, j, ka, kb, kv, state, differ,
+):  # fmt: skip
+    """The zipper's common case, in a loop of its own (so that its registers are not spent
+    on the general step's variables): received message j is sent message i, with the same
+    checksum, and its stream's next sequence both sent and received (state[stream] holds
+    the two). Returns (i, j) at the first message that is not. A block of rows is compared
+    first, all eight columns in a loop the compiler vectorises (differ: scratch of
+    _RUN_BLOCK bytes), then the streams of the equal rows are looked up in a second loop
+    that reads only the sent side."""
+    ns = np.uint64(s_sequence.shape[0])
+    nr = np.uint64(r_sequence.shape[0])
+    shift = _table_shift(kv.shape[0])
+    mask = np.uint64(kv.shape[0] - 1)
+    block = np.uint64(_RUN_BLOCK)
+    while j < nr and i < ns:
+        m = min(block, nr - j, ns - i)
+        t = _ZERO
+        while t < m:
+            differ[t] = (
+                (s_sequence[i + t] != r_sequence[j + t])
+                | (s_producer[i + t] != r_producer[j + t])
+                | (s_partition[i + t] != r_partition[j + t])
+                | (s_checksum[i + t] != r_checksum[j + t])
+            )
+            t += _ONE
+        equal = _ZERO
+        while equal < m and not differ[equal]:
+            equal += _ONE
+        end = i + equal
+        while i < end:
+            s = s_sequence[i]
+            found = _lookup(ka, kb, kv, s_producer[i], np.uint64(s_partition[i]), shift, mask)[0]
+            if found == _NONE or state[found, 0] != s or state[found, 1] != s:
+                return i, j
+            state[found, 0] = s + _ONE
+            state[found, 1] = s + _ONE
+            i += _ONE
+            j += _ONE
+        if equal < m:
+            break
+    return i, j
+
+
+@_jit
+def _zip_pass(keys, table, i):  # type: ignore[no-untyped-def]
+    """The cursor passes sent message i (keys: sent's producer, partition and sequence
+    columns; table: the stream table ka..kc, then origin and state): its stream's number (a
+    new stream starts at its sequence), or -1 when the message breaks its stream's run (or
+    the stream table is full, or the sequence is 2**64 - 1, past which a run would wrap)."""
+    s_producer, s_partition, s_sequence = keys
+    ka, kb, kv, by_a, by_b, kc, origin, state = table
+    p = s_producer[i]
+    q = np.uint64(s_partition[i])
+    s = s_sequence[i]
+    if s == _NONE:
+        return np.int64(-1)
+    shift = _table_shift(kv.shape[0])
+    mask = np.uint64(kv.shape[0] - 1)
+    sid, j = _lookup(ka, kb, kv, p, q, shift, mask)
+    if sid == _NONE:
+        sid = kc[0]
+        if sid == np.uint64(by_a.shape[0]):
+            return np.int64(-1)
+        ka[j] = p
+        kb[j] = q
+        kv[j] = sid
+        by_a[sid] = p
+        by_b[sid] = q
+        kc[0] = sid + _ONE
+        origin[sid] = s
+        state[sid, 0] = s
+        state[sid, 1] = s
+    if state[sid, 0] != s:
+        return np.int64(-1)
+    state[sid, 0] = s + _ONE
+    return np.int64(sid)
+
+
+@_jit
+def _missing_slot(keys_a, keys_b, state, a, b):  # type: ignore[no-untyped-def]
+    """The slot of key (stream a, sequence b) in the missing set, or of the free slot where
+    it would go."""
+    shift = _table_shift(state.shape[0])
+    mask = np.uint64(state.shape[0] - 1)
+    j = ((a ^ (b * _K1)) * _K2) >> shift
+    while state[j] != _MISSING_FREE and (keys_a[j] != a or keys_b[j] != b):
+        j = (j + _ONE) & mask
+    return j
+
+
+@_jit
+def _missing_grown(keys_a, keys_b, state):  # type: ignore[no-untyped-def]
+    """The missing set in a table twice the size."""
+    size = 2 * state.shape[0]
+    new_a = np.zeros(size, np.uint64)
+    new_b = np.zeros(size, np.uint64)
+    new_state = np.zeros(size, np.uint8)
+    for j in range(state.shape[0]):
+        if state[j] != _MISSING_FREE:
+            k = _missing_slot(new_a, new_b, new_state, keys_a[j], keys_b[j])
+            new_a[k] = keys_a[j]
+            new_b[k] = keys_b[j]
+            new_state[k] = state[j]
+    return new_a, new_b, new_state
+
+
+@_jit
+def zip_check(  # type: ignore[no-untyped-def]
+    s_producer, s_partition, s_sequence, s_checksum,
+    r_producer, r_partition, r_sequence, r_checksum,
+    ka, kb, kv, by_a, by_b, kc, check_order, max_examples, budget,
+):  # fmt: skip
+    """check_delivery by the zipper (see above) for ordering "partition" (check_order) or
+    "none". Returns (code, counters, example rows as check's, and per stream numbered in
+    ka..kc: the next sequences sent and received, and the first sent); code ZIP_GAVE_UP
+    when the input is not of the zipper's shape or needs more than budget steps of
+    searching and bookkeeping (then the rest means nothing). ka..kc: an empty
+    new_stream_table; more streams than it holds give up too."""
+    ns = np.uint64(s_sequence.shape[0])
+    nr = np.uint64(r_sequence.shape[0])
+    streams = by_a.shape[0]
+    origin = np.zeros(streams, np.uint64)
+    state = np.zeros((streams, 2), np.uint64)  # per stream: next sequence sent, received
+    differ = np.empty(_RUN_BLOCK, np.bool_)
+    keys = (s_producer, s_partition, s_sequence)
+    table = (ka, kb, kv, by_a, by_b, kc, origin, state)
+    counters = np.zeros(N_COUNTERS, np.int64)
+    examples = np.full((N_CATEGORIES, max_examples), -1, np.int64)
+    taken = np.zeros(N_CATEGORIES, np.int64)
+    miss_a = np.zeros(1024, np.uint64)
+    miss_b = np.zeros(1024, np.uint64)
+    miss_state = np.zeros(1024, np.uint8)
+    misses = 0
+    passed = np.empty(1024, np.uint64)  # sent positions the cursor passed unreceived
+    n_passed = 0
+    work = 0
+    shift = _table_shift(kv.shape[0])
+    mask = np.uint64(kv.shape[0] - 1)
+    delivered = 0
+    duplicated = 0
+    reordered = 0
+    corrupted = 0
+    unexpected = 0
+    i = _ZERO
+    j = _ZERO
+    while j < nr:
+        i2, j2 = _zip_run(
+            s_producer, s_partition, s_sequence, s_checksum,
+            r_producer, r_partition, r_sequence, r_checksum,
+            i, j, ka, kb, kv, state, differ,
+        )  # fmt: skip
+        delivered += np.int64(j2 - j)  # every one of them
+        i = i2
+        j = j2
+        if j == nr:
+            break
+        p = r_producer[j]
+        q = np.uint64(r_partition[j])
+        s = r_sequence[j]
+        aligned = i < ns and _same(s_producer, s_partition, s_sequence, i, p, q, s)
+        found = _NONE
+        ahead = _NONE  # where it was found ahead of the cursor
+        if not aligned:
+            found = _lookup(ka, kb, kv, p, q, shift, mask)[0]
+            if found == _NONE or s >= state[found, 0]:  # not behind: just ahead of the cursor?
+                k = i + _ONE
+                end = min(ns, i + np.uint64(_AHEAD))
+                while k < end and not _same(s_producer, s_partition, s_sequence, k, p, q, s):
+                    k += _ONE
+                work += np.int64(k - i)
+                if k >= end:
+                    return ZIP_GAVE_UP, counters, examples, state, origin
+                ahead = k
+                after = j + _ONE
+                if k == i + _ONE or (
+                    after < nr
+                    and k + _ONE < ns
+                    and _same(
+                        s_producer, s_partition, s_sequence, k + _ONE,
+                        r_producer[after], np.uint64(r_partition[after]), r_sequence[after],
+                    )
+                ):  # fmt: skip
+                    # The sent messages before it were not received here (the ones after
+                    # it were): passed over, lost unless they come later.
+                    while i < k:
+                        if _zip_pass(keys, table, i) < 0:
+                            return ZIP_GAVE_UP, counters, examples, state, origin
+                        if n_passed == passed.shape[0]:
+                            passed = np.concatenate((passed, np.empty(n_passed, np.uint64)))
+                        passed[n_passed] = i
+                        n_passed += 1
+                        i += _ONE
+                    aligned = True
+        member = True
+        sent_checksum = np.int64(-1)
+        if aligned:
+            sid = _zip_pass(keys, table, i)
+            if sid < 0:
+                return ZIP_GAVE_UP, counters, examples, state, origin
+            sent_checksum = np.int64(s_checksum[i])
+            i += _ONE
+        elif ahead != _NONE:  # received early: delivered now, passed over when reached
+            if found == _NONE:  # its stream not yet begun at the cursor
+                return ZIP_GAVE_UP, counters, examples, state, origin
+            sid = np.int64(found)
+            sent_checksum = np.int64(s_checksum[ahead])
+        else:  # behind the cursor (late, or a duplicate), or below its stream's first
+            sid = np.int64(found)
+            member = s >= origin[found]
+        if state[sid, 0] < origin[sid] or state[sid, 1] < origin[sid]:
+            return ZIP_GAVE_UP, counters, examples, state, origin  # a run wrapped
+        category = -1
+        if not member:
+            category = UNEXPECTED
+            unexpected += 1
+        else:
+            deliver = True
+            r0 = state[sid, 1]
+            if s >= r0:  # its stream's highest so far: the sequences it skipped are missing
+                if s == _NONE or np.int64(s - r0) > budget - work:
+                    return ZIP_GAVE_UP, counters, examples, state, origin
+                x = r0
+                while x < s:
+                    if 2 * (misses + 1) > miss_state.shape[0]:
+                        miss_a, miss_b, miss_state = _missing_grown(miss_a, miss_b, miss_state)
+                    slot = _missing_slot(miss_a, miss_b, miss_state, np.uint64(sid), x)
+                    miss_a[slot] = np.uint64(sid)
+                    miss_b[slot] = x
+                    miss_state[slot] = _MISSING
+                    misses += 1
+                    x += _ONE
+                work += np.int64(s - r0)
+                state[sid, 1] = s + _ONE
+            else:
+                slot = _missing_slot(miss_a, miss_b, miss_state, np.uint64(sid), s)
+                if miss_state[slot] == _MISSING:  # a gap filled: sent before one delivered
+                    miss_state[slot] = _FILLED
+                    if check_order:
+                        category = REORDERED
+                        reordered += 1
+                else:
+                    category = DUPLICATED
+                    duplicated += 1
+                    deliver = False
+            if deliver:
+                delivered += 1
+                if sent_checksum < 0:  # received late: its row is not far behind the cursor
+                    k = i
+                    stop = i - np.uint64(_BEHIND) if i > np.uint64(_BEHIND) else _ZERO
+                    while k > stop:
+                        k -= _ONE
+                        if _same(s_producer, s_partition, s_sequence, k, p, q, s):
+                            sent_checksum = np.int64(s_checksum[k])
+                            break
+                    work += np.int64(i - k)
+                    if sent_checksum < 0:
+                        return ZIP_GAVE_UP, counters, examples, state, origin
+                if sent_checksum != np.int64(r_checksum[j]):
+                    corrupted += 1
+                    if taken[CORRUPTED] < max_examples:
+                        examples[CORRUPTED, taken[CORRUPTED]] = np.int64(j)
+                        taken[CORRUPTED] += 1
+        if category >= 0 and taken[category] < max_examples:
+            examples[category, taken[category]] = np.int64(j)
+            taken[category] += 1
+        if work > budget:
+            return ZIP_GAVE_UP, counters, examples, state, origin
+        j += _ONE
+    # The sent messages after the last one received: their runs are checked too.
+    tail = i
+    while i < ns:
+        if _zip_pass(keys, table, i) < 0:
+            return ZIP_GAVE_UP, counters, examples, state, origin
+        i += _ONE
+    for sid in range(np.int64(kc[0])):
+        if state[sid, 0] < origin[sid] or state[sid, 1] < origin[sid]:
+            return ZIP_GAVE_UP, counters, examples, state, origin  # a run wrapped
+    # Lost: passed over (or after the last received) and never delivered since.
+    t = 0
+    at = tail
+    while taken[LOST] < max_examples:
+        if t < n_passed:
+            k = passed[t]
+            t += 1
+        elif at < ns:
+            k = at
+            at += _ONE
+        else:
+            break
+        s = s_sequence[k]
+        stream = _lookup(ka, kb, kv, s_producer[k], np.uint64(s_partition[k]), shift, mask)[0]
+        lost = s >= state[stream, 1]
+        if not lost:
+            slot = _missing_slot(miss_a, miss_b, miss_state, stream, s)
+            lost = miss_state[slot] == _MISSING
+        if lost:
+            examples[LOST, taken[LOST]] = np.int64(k)
+            taken[LOST] += 1
+    counters[EXPECTED] = np.int64(ns)
+    counters[DELIVERED] = delivered
+    counters[LOST] = np.int64(ns) - delivered
+    counters[DUPLICATED] = duplicated
+    counters[REORDERED] = reordered
+    counters[CORRUPTED] = corrupted
+    counters[UNEXPECTED] = unexpected
+    return ZIP_OK, counters, examples, state, origin
+
+
 # ---- the tracker ------------------------------------------------------------------------
 
 
