@@ -206,27 +206,25 @@ def _check_zip(
     it, and the second met nothing below a stream's first sequence (a message of the first
     half received late); otherwise one pass runs over the whole."""
     cut = _zip_cut(s, r) if threads == 2 else None
-    if cut is None:
-        found = _zip(k, s, r, ordering, max_examples)
-        return None if found is None else found[:2]
-    i, j = cut
-    first, second = _together(
-        [
-            lambda: _zip(k, _rows(s, 0, i), _rows(r, 0, j), ordering, max_examples),
-            lambda: _zip(k, _rows(s, i, None), _rows(r, j, None), ordering, max_examples),
-        ],
-        2,
-    )
-    if first is not None and second is not None and _zips_join(k, first, second):
-        counters = first[0] + second[0]
-        rows = np.full_like(first[1], -1)
-        for category in range(k.N_CATEGORIES):
-            offset = i if category == k.LOST else j
-            a, b = first[1][category], second[1][category]
-            both = np.concatenate((a[a >= 0], b[b >= 0] + offset))[:max_examples]
-            rows[category, : len(both)] = both
-        return counters, rows
-    found = _zip(k, s, r, ordering, max_examples)
+    if cut is not None:
+        i, j = cut
+        first, second = _together(
+            [
+                lambda: _zip(k, _rows(s, 0, i), _rows(r, 0, j), ordering, max_examples),
+                lambda: _zip(k, _rows(s, i, None), _rows(r, j, None), ordering, max_examples),
+            ],
+            2,
+        )
+        if first is not None and second is not None and _zips_join(k, first, second):
+            counters = first[0] + second[0]
+            rows = np.full_like(first[1], -1)
+            for category in range(k.N_CATEGORIES):
+                offset = i if category == k.LOST else j
+                a, b = first[1][category], second[1][category]
+                both = np.concatenate((a[a >= 0], b[b >= 0] + offset))[:max_examples]
+                rows[category, : len(both)] = both
+            return counters, rows
+    found = _zip(k, s, r, ordering, max_examples)  # one pass over the whole
     return None if found is None else found[:2]
 
 
