@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -1543,3 +1544,25 @@ def test_reports_are_the_public_classes() -> None:
 def test_import_kaelix_does_not_import_numba() -> None:
     code = "import sys, kaelix, kaelix.validate; assert 'numba' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_warm_up_loads_every_kernel_the_python_layer_calls() -> None:
+    """After warm_up_validators, no check_delivery path or tracker call compiles or loads a
+    kernel (in a fresh process: this one has loaded them all already)."""
+    source = (Path(delivery_module.__file__)).read_text(encoding="utf-8")
+    called = sorted(
+        set(re.findall(r"\bk\.([a-z_]+)\(", source)) - {"new_stream_table", "new_table"}
+    )
+    assert len(called) >= 10, called
+    script = (
+        "import kaelix, json\n"
+        "from kaelix.validate import _delivery\n"
+        "kaelix.warm_up_validators()\n"
+        "k = _delivery._kernels()\n"
+        f"print(json.dumps({{n: len(getattr(k, n).signatures) for n in {called!r}}}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300
+    )
+    loaded = json.loads(out.stdout)
+    assert {name for name, count in loaded.items() if count == 0} == set()

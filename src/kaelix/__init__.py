@@ -52,6 +52,7 @@ from kaelix.validate import (
     check_delivery,
     latency_report,
     validate_message_invariants,
+    warm_up_validators,
 )
 
 __version__ = "0.1.0"
@@ -108,4 +109,5 @@ __all__ = [
     "latency_report",
     "partition_for",
     "validate_message_invariants",
+    "warm_up_validators",
 ]

@@ -1,22 +1,30 @@
-"""kaelix's testing toolkit: hypothesis strategies for downstream property tests.
+"""kaelix's testing toolkit: what a project needs to property-test anything that streams
+messages (see docs/testing.md).
 
-``kaelix.testing.strategies`` holds ``malformed_frames()`` and ``malformed_batches()``, the
-adversarial inputs kaelix's own security tests use. They need hypothesis (the ``test``
-extra), so they are re-exported here lazily: ``import kaelix.testing`` costs nothing, and
-``from kaelix.testing import malformed_frames`` imports hypothesis. ``import kaelix`` never
-imports this package.
+- Fault plans (``FaultPlan``, ``Fault``, ``FAULT_KINDS``): what a faulty channel does to a
+  batch, and the report ``check_delivery`` must give for it. Need nothing beyond kaelix.
+- ``kaelix.testing.strategies``: hypothesis strategies of messages, sequences, fault plans
+  and scenarios, and the adversarial ``malformed_frames()`` / ``malformed_batches()``.
+
+The names that need hypothesis (the ``test`` extra) are re-exported here lazily: ``import
+kaelix.testing`` does not import hypothesis, ``from kaelix.testing import messages`` does.
+``import kaelix`` never imports this package.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-__all__ = ["MALFORMATIONS", "malformed_batches", "malformed_frames"]
+from kaelix.testing.faults import FAULT_KINDS, Fault, FaultKind, FaultPlan
+
+__all__ = ["FAULT_KINDS", "Fault", "FaultKind", "FaultPlan"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from kaelix.testing import strategies
-
-        return getattr(strategies, name)
+    """The public names of ``kaelix.testing.strategies``, imported on first use."""
+    if not name.startswith("_") and name != "strategies":
+        strategies = importlib.import_module("kaelix.testing.strategies")
+        if name in strategies.__all__:
+            return getattr(strategies, name)
     raise AttributeError(f"module 'kaelix.testing' has no attribute {name!r}")

@@ -1,8 +1,17 @@
-"""Hypothesis strategies for kaelix frames that a parser must refuse.
+"""Hypothesis strategies for kaelix messages, message sequences, fault plans, and frames
+that a parser must refuse.
 
-``malformed_frames()`` draws single frames and ``malformed_batches()`` runs of frames, each
-broken in one of the ways a hostile or damaged peer breaks them: truncated, bit-flipped,
-lying about a length, larger than the reader's limit, or a header bomb. Every value drawn is
+Valid values: ``payloads()``, ``keys()``, ``headers()``, ``messages()``,
+``message_batches()``, ``message_sequences()`` (what producers send: consecutive sequence
+numbers per (producer, partition)), ``faults()`` (a `kaelix.testing.FaultPlan`) and
+``scenarios()`` (a sequence, a fault plan, what the faulty channel delivers and the report
+``check_delivery`` must give). Each shrinks toward few, small, simple values: one producer,
+one partition, empty payloads, no key or headers, the first messages, the fewest faults.
+
+Adversarial values: ``malformed_frames()`` draws single frames and ``malformed_batches()``
+runs of frames, each broken in one of the ways a hostile or damaged peer breaks them:
+truncated, bit-flipped, lying about a length, larger than the reader's limit, or a header
+bomb. Every value drawn is
 ``bytes`` that ``kaelix.decode`` (or ``MessageBatch.from_bytes``, for batches) refuses with a
 ``kaelix.DecodeError`` under the ``max_frame_size`` given, so downstream projects can check
 that their own consumers survive the same inputs kaelix's own tests feed it.
@@ -29,7 +38,32 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "(or hypothesis>=6.100)"
     ) from error
 
-__all__ = ["MALFORMATIONS", "malformed_batches", "malformed_frames"]
+from kaelix.testing._valid import (
+    Scenario,
+    faults,
+    headers,
+    keys,
+    message_batches,
+    message_sequences,
+    messages,
+    payloads,
+    scenarios,
+)
+
+__all__ = [
+    "MALFORMATIONS",
+    "Scenario",
+    "faults",
+    "headers",
+    "keys",
+    "malformed_batches",
+    "malformed_frames",
+    "message_batches",
+    "message_sequences",
+    "messages",
+    "payloads",
+    "scenarios",
+]
 
 MALFORMATIONS: tuple[str, ...] = (
     "truncated",

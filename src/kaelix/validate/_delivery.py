@@ -715,3 +715,38 @@ class DeliveryTracker:
             late=int(c[k.LATE]),
             examples=examples,
         )
+
+
+def warm_up_validators() -> None:
+    """Loads every compiled kernel of ``check_delivery`` and ``DeliveryTracker`` now: from
+    numba's on-disk cache (about half a second), or compiling them the first time in an
+    environment (several seconds).
+
+    Kernels otherwise load on first use, each path of ``check_delivery`` on the first input
+    that takes it, so a timed region or a test with a deadline (hypothesis's default is
+    200 ms) would pay it once at an arbitrary point. kaelix's pytest plugin calls this
+    before the first test when a collected module uses kaelix's testing toolkit.
+    """
+
+    def columns(producer: list[int], sequence: list[int]) -> dict[str, npt.NDArray[Any]]:
+        n = len(sequence)
+        return {
+            "producer_id": np.array(producer, np.uint64),
+            "partition": np.zeros(n, np.uint32),
+            "sequence": np.array(sequence, np.uint64),
+            "checksum": np.ones(n, np.uint32),
+        }
+
+    in_order = columns([1, 1, 1, 1], list(range(4)))
+    below_first = columns([1, 1, 1, 1], [5, 3, 4, 6])  # not the dense layout's shape
+    scattered = columns([1, 1, 1], [5, 3, 10**15])  # too sparse for a table by sequence
+    for threads in (1, 2):
+        check_delivery(in_order, in_order, threads=threads)  # the zipper
+        check_delivery(in_order, in_order, ordering="producer", threads=threads)  # dense
+        check_delivery(below_first, below_first, threads=threads)  # general, dense table
+        check_delivery(scattered, scattered, threads=threads)  # general, hash table
+    tracker = DeliveryTracker(window=64)
+    tracker.update(in_order)  # each stream's next sequence
+    tracker.update(columns([1, 1, 2, 1], [9, 5, 0, 4]))  # gaps, late and new streams
+    tracker.update(columns(list(range(3, 40)), [0] * 37))  # more streams than it had room for
+    tracker.report()
