@@ -747,8 +747,11 @@ def _read_file(path: PathLike, chunk_size: int, max_frame_size: int) -> Iterator
         at_end = False
         while True:
             if not at_end and len(pending) < need:
-                fresh = source.read(need - len(pending))
-                at_end = len(fresh) < need - len(pending)
+                # Never ask for more than the file holds: read(n) allocates n bytes first.
+                left = os.fstat(source.fileno()).st_size - source.tell()
+                want = need - len(pending)
+                fresh = source.read(min(want, max(left, 0)) if left < want else want)
+                at_end = len(fresh) < want
                 pending = pending + fresh if pending else fresh
             if not pending:
                 return
