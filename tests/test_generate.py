@@ -237,6 +237,7 @@ def test_unkeyed_messages_round_robin_over_partitions_per_producer() -> None:
 def test_sequences_wrap_at_two_to_the_64() -> None:
     batch = generate(3, start_sequence=2**64 - 2)
     assert batch.sequence.tolist() == [2**64 - 2, 2**64 - 1, 0]
+    assert generate(2, start_sequence=2**64 - 2).sequence.tolist() == [2**64 - 2, 2**64 - 1]
 
 
 # --------------------------------------------------------------------------- timestamps

@@ -499,11 +499,15 @@ class MessageGenerator:
         partitions = self._partitions
         if len(self._producer_ids) * partitions == 1:
             assert isinstance(self._next_sequence, np.ndarray)
-            first = self._next_sequence[0]
+            start = int(self._next_sequence[0])
+            self._next_sequence[0] = (start + count) % _U64
+            if start + count <= _U64:  # one pass; past 2**64 the sequences wrap
+                return np.arange(start, start + count, dtype=np.uint64)
             with np.errstate(over="ignore"):
-                sequence: npt.NDArray[np.uint64] = np.arange(count, dtype=np.uint64) + first
-                self._next_sequence[0] = first + np.uint64(count)
-            return sequence
+                wrapped: npt.NDArray[np.uint64] = np.arange(count, dtype=np.uint64) + np.uint64(
+                    start
+                )
+            return wrapped
         stream = producer.astype(np.int64) * partitions + partition
         streams, inverse, counts = np.unique(stream, return_inverse=True, return_counts=True)
         order = np.argsort(inverse, kind="stable")
