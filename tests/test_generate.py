@@ -550,3 +550,11 @@ def test_poisson() -> None:
     assert abs((times[-1] - 100) / 200_000 - 1_000) < 10  # mean gap 1 us
     assert np.array_equal(times, load.poisson(200_001, 1_000_000, seed=3, start_ns=100))
     assert not np.array_equal(times, load.poisson(200_001, 1_000_000, seed=4, start_ns=100))
+
+
+def test_the_examples_of_docs_generate_md_run() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "generate.md").read_text("utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) == 4
+    for block in blocks:
+        exec(compile(block, "docs/generate.md", "exec"), {"__name__": "docs"})
