@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import kaelix
 import reference
 from kaelix import DecodeError, Message, MessageBatch
-from kaelix._generate import POOL_SLACK, pool_start, write_frames
+from kaelix._generate import POOL_SLACK, _pool_state, new_block, pool_start, write_frames
 from kaelix.testing import load
 from kaelix.testing.generate import (
     DEFAULT_START_NS,
@@ -135,6 +135,30 @@ def test_the_two_threaded_writer_writes_the_same_bytes() -> None:
     two = generate(100_003, seed=5, payload=Uniform(0, 100), partitions=3, threads=2)
     assert one == two
     assert np.array_equal(one.checksum, two.checksum)
+
+
+def test_one_stream_columns_match_the_general_path() -> None:
+    # timestamps= sends the same messages through the numpy columns; without it, one
+    # stream of fixed-size frames gets its columns from the compiled fill.
+    times = DEFAULT_START_NS + 1_000 * np.arange(70_000, dtype=np.int64)
+    simple = generate(70_000, seed=6, start_sequence=2**64 - 5)
+    general = generate(70_000, seed=6, start_sequence=2**64 - 5, timestamps=times)
+    assert simple == general
+    for name in ("offsets", "sequence", "partition", "producer_id", "timestamp_ns", "checksum"):
+        assert np.array_equal(getattr(simple, name), getattr(general, name)), name
+    assert not simple.sequence.flags.writeable and not simple.offsets.flags.writeable
+
+
+def test_frame_memory_is_recycled_within_bounds() -> None:
+    for _ in range(3):
+        batch = generate(100_000, seed=1)
+        view = batch.buffer
+        with pytest.raises(TypeError):
+            view[0] = 0  # type: ignore[index]
+        del batch, view
+    blocks, nbytes = _pool_state()
+    assert 1 <= blocks <= 4 and nbytes <= 256 << 20
+    assert len(new_block(0)) == 0 and len(new_block(100)) == 100
 
 
 def test_write_frames_refuses_inconsistent_columns() -> None:
