@@ -150,7 +150,7 @@ def _mixed(sizes: GenerateSizes) -> Workload:
     first = next(generator.batches(sizes.batch_size, sizes.batch_size))
     _expect(check_delivery(first, first).ok, "consecutive sequences per stream")
     _expect(len(set(first.partition.tolist())) == 4, "every partition used")
-    # Realistic sizes average about 1.3 KB of payload: count the frame bytes actually made.
+    # Realistic sizes average about 1.6 KB a frame: count the frame bytes actually made.
     average = first.nbytes / max(len(first), 1)
 
     def call() -> int:
@@ -228,7 +228,7 @@ def cases(config: SuiteConfig, sizes: GenerateSizes | None = None) -> Sequence[C
                 ),
             ),
             throughput="both",
-            note=f"{batches}; realistic_sizes() averages about 1.3 KB; no bar: the general "
+            note=f"{batches}; realistic_sizes() averages about 1.6 KB a frame; no bar: the general "
             "path (sizes drawn, keys, sequences per stream) for scale",
         ),
     )
