@@ -125,6 +125,8 @@ cdef class _Frames:
 
 
 cdef _Frames _new_frames(Py_ssize_t size, bint readonly=True):
+    if size > (<Py_ssize_t>1 << 48):
+        raise MemoryError(f"cannot allocate {size} bytes of frames")
     cdef _Frames frames = _Frames.__new__(_Frames)
     frames.readonly = readonly
     frames.block = _block_size(<size_t>size)

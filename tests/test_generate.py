@@ -159,6 +159,10 @@ def test_frame_memory_is_recycled_within_bounds() -> None:
     blocks, nbytes = _pool_state()
     assert 1 <= blocks <= 4 and nbytes <= 256 << 20
     assert len(new_block(0)) == 0 and len(new_block(100)) == 100
+    with pytest.raises(MemoryError, match="cannot allocate"):
+        new_block(2**62)
+    with pytest.raises(ValueError, match="size must be at least 0, got -1"):
+        new_block(-1)
 
 
 def test_write_frames_refuses_inconsistent_columns() -> None:
