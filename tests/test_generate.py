@@ -248,6 +248,17 @@ def test_sequences_are_consecutive_per_stream_across_batches(
     assert report.ok and report.delivered == 5_000
 
 
+def test_many_streams_keep_their_next_sequences_in_a_dict() -> None:
+    # 2 x 2**20 streams: more than the generator's table holds.
+    generator = MessageGenerator(2, producers=2, partitions=2**20, keys=UniformKeys(3))
+    batch = MessageBatch.concat(generator.batches(3_000, 700))
+    assert check_delivery(batch, batch).ok
+    for producer in generator.producer_ids.tolist():
+        for partition in range(3):
+            picked = (batch.producer_id == producer) & (batch.partition == partition)
+            assert batch.sequence[picked].tolist() == list(range(int(picked.sum())))
+
+
 def test_producers_take_turns_and_keyed_messages_go_to_their_keys_partition() -> None:
     batch = generate(1_000, seed=4, producers=[7, 8], partitions=4, keys=UniformKeys(64))
     assert batch.producer_id.tolist() == [7, 8] * 500
