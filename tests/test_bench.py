@@ -1064,6 +1064,7 @@ def test_each_suite_declares_the_options_it_honours() -> None:
         "stream": ("size", "messages"),
         "validate": ("messages",),
         "hdr": ("messages",),
+        "generate": ("size", "messages"),
         "queue": ("size", "messages"),
         "monitor": ("messages",),
         "soak": ("messages",),

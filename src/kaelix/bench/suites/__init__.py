@@ -22,6 +22,7 @@ SUITES: dict[str, str] = {
     "stream": "kaelix.bench.suites.stream",
     "validate": "kaelix.bench.suites.validate",
     "hdr": "kaelix.bench.suites.hdr",
+    "generate": "kaelix.bench.suites.generate",
     "queue": "kaelix.bench.suites.queue",
     "monitor": "kaelix.bench.suites.monitor",
     "soak": "kaelix.bench.suites.soak",
