@@ -4,6 +4,8 @@ systems with planted bugs that it must find with a short program."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -17,6 +19,8 @@ from kaelix.testing.machine import (
     StreamModel,
     frame_size,
 )
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "plugin.md"
 
 FAST = settings(
     max_examples=60,
@@ -184,3 +188,36 @@ def test_planted_bug_is_found_with_a_short_program(
     assert message in error
     assert steps[0].startswith("state.open_stream(")
     assert len(steps) <= longest, "\n".join(steps)
+
+
+# --------------------------------------------------------------------------------------------
+# docs/plugin.md's example runs as written
+# --------------------------------------------------------------------------------------------
+
+
+def _doc_example() -> dict[str, Any]:
+    text = DOC.read_text(encoding="utf-8")
+    block = re.search(r"<!-- test: machine-example -->\n```python\n(.*?)```", text, re.S)
+    assert block, "docs/plugin.md has the machine example"
+    namespace: dict[str, Any] = {"__name__": "plugin_doc_example"}
+    exec(compile(block[1], str(DOC), "exec"), namespace)
+    return namespace
+
+
+def test_doc_example_passes() -> None:
+    example = _doc_example()
+    assert example["TestTinyBroker"].settings.max_examples == 50
+    run_state_machine_as_test(example["TinyBrokerMachine"], settings=FAST)
+
+
+def test_doc_example_catches_a_broken_broker() -> None:
+    example = _doc_example()
+
+    class ForgetsWhereEveryoneRead(example["TinyBrokerMachine"]):  # type: ignore[misc]
+        def system_close_consumer(self, consumer: int) -> None:
+            self.broker.positions.pop(consumer)  # "earliest" starts again from the start
+
+    error, steps = _shrunk_failure(ForgetsWhereEveryoneRead)
+    # Read, leave, join again from "earliest", read the same message again.
+    assert "(a message lost, repeated or out of order)" in error or "(a duplicate," in error
+    assert len(steps) <= 7, "\n".join(steps)

@@ -10,16 +10,38 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import hypothesis
+import numpy as np
 import pytest
+
+from kaelix.validate import DeliveryTracker, check_delivery
 
 pytest_plugins = ["pytester"]
 
-# Imported here so that the pytester sessions below find it imported: hypothesis's own
-# plugin imports it at the end of every session, and pytester forgets modules a session
-# imported, so each session would import it (and rewrite its asserts) again.
+# pytester forgets the modules a session imported, so what the sessions below need is
+# imported here first. hypothesis's own plugin imports hypothesis at the end of every
+# session (each would import it, and rewrite its asserts, again), and numba cannot be
+# imported a second time in one process (its registries live on in compiled code), so the
+# validators' kernels are loaded once, by warm_validators.
 assert hypothesis
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_validators() -> None:
+    one = {
+        "producer_id": np.ones(1, np.uint64),
+        "partition": np.zeros(1, np.uint32),
+        "sequence": np.zeros(1, np.uint64),
+        "checksum": np.zeros(1, np.uint32),
+    }
+    tracker = DeliveryTracker()
+    tracker.update(one)
+    assert tracker.report().ok and check_delivery(one, one).ok
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "plugin.md"
 
 
 def _segments(name: str) -> list[str]:
@@ -451,3 +473,39 @@ def test_register_profiles_for_conftests() -> None:
     assert register_profiles()
     assert set(PROFILES) == {"kaelix-dev", "kaelix-ci", "kaelix-thorough"}
     assert settings.get_profile("kaelix-thorough").stateful_step_count == 100
+
+
+# --------------------------------------------------------------------------------------------
+# docs/plugin.md
+# --------------------------------------------------------------------------------------------
+
+
+def test_doc_example_test_passes(pytester: pytest.Pytester) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    first = re.search(r"```python\n(.*?)```", text, re.S)
+    assert first and "def test_orders_arrive(" in first[1]
+    pytester.makepyfile(first[1])
+    pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_doc_lists_every_fixture_and_profile(pytestconfig: pytest.Config) -> None:
+    from kaelix.testing import plugin
+
+    text = DOC.read_text(encoding="utf-8")
+    manager = pytestconfig.pluginmanager
+    fixtures = [
+        name
+        for name, value in vars(plugin).items()
+        if getattr(value, "_fixture_function_marker", None) is not None
+        or type(value).__name__ == "FixtureFunctionDefinition"
+    ]
+    assert manager.get_plugin("kaelix") is not None
+    assert len(fixtures) == 6, fixtures
+    for name in [
+        *fixtures,
+        *plugin.PROFILES,
+        "--kaelix-seed",
+        "@pytest.mark.kaelix_stream(",
+        "@pytest.mark.kaelix_tracker(",
+    ]:
+        assert f"`{name}" in text, name
