@@ -80,6 +80,14 @@ def test_loading_imports_neither_hypothesis_nor_numba() -> None:
     assert out.strip() == "[]"
 
 
+def test_turned_off_with_p_no_kaelix(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_stream(kaelix_stream):\n    pass\n")
+    result = pytester.runpytest("-p", "no:kaelix")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'kaelix_stream' not found*"])
+    assert "kaelix: seed" not in result.stdout.str()
+
+
 def test_works_without_hypothesis(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         no_hypothesis="import sys\nsys.modules['hypothesis'] = None  # import fails\n",
@@ -344,6 +352,28 @@ def test_failure_prints_the_delivery_reports(pytester: pytest.Pytester) -> None:
     assert reports.startswith("orders:\n  delivery PROBLEMS: 2 of 4 expected")
     assert "\nDeliveryReport:\n  delivery OK: 1 of 1" in reports
     assert "test_tracker_passes" not in out.split("short test summary")[0].split("FAILURES")[1]
+
+
+def test_report_shown_once_and_on_teardown_failure(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def breaks_at_teardown():
+            yield
+            raise RuntimeError("teardown broke")
+
+        def test_teardown_only(breaks_at_teardown, delivery_tracker):
+            pass
+
+        def test_call_and_teardown(breaks_at_teardown, delivery_tracker):
+            assert False, "planned"
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1, errors=2)
+    assert result.stdout.str().count("kaelix delivery report") == 2
 
 
 def test_failure_report_survives_a_broken_tracker(pytester: pytest.Pytester) -> None:

@@ -3,11 +3,12 @@ whose report is printed when a test fails, hypothesis profiles, and a session se
 kaelix's bulk generators.
 
 Registered under the ``pytest11`` entry point, so it loads in every pytest run of an
-environment where kaelix is installed; it is therefore inert until used. Loading it imports
-pytest and the standard library only: kaelix's stream and validator modules are imported by
-the fixtures that need them, hypothesis only when a ``kaelix-*`` profile is asked for (or
-hypothesis is already imported), and numba only through ``DeliveryTracker``. See
-docs/plugin.md.
+environment where kaelix is installed; it is therefore inert until used. Loading it costs
+what ``import kaelix`` costs (the entry point's module is inside the package) and a few
+milliseconds more: at module level it imports pytest and the standard library only;
+kaelix's classes are imported by the fixtures that need them, hypothesis only when a
+``kaelix-*`` profile is asked for (or hypothesis is already imported), and numba only
+through ``DeliveryTracker``. See docs/plugin.md.
 
 Never imports kaelix.bench or kaelix.monitor.
 """
@@ -252,6 +253,7 @@ def _indent(text: str) -> str:
 
 
 _REPORTS_KEY = pytest.StashKey[ReportRegistry]()
+_SHOWN_KEY = pytest.StashKey[bool]()
 
 
 def _registry(node: pytest.Item | pytest.Collector) -> ReportRegistry:
@@ -284,13 +286,19 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if report.failed and call.when != "teardown":
+    if report.failed and not item.stash.get(_SHOWN_KEY, False):
+        item.stash[_SHOWN_KEY] = True  # once per test, at its first failing phase
         registry = item.stash.get(_REPORTS_KEY, None)
         if registry is not None and len(registry):
             report.sections.append(("kaelix delivery report", registry.render()))
         if "kaelix_seed" in getattr(item, "fixturenames", ()):
             seed = item.config.stash[_SEED_KEY]
             report.sections.append(("kaelix seed", f"rerun with --kaelix-seed={seed}"))
+    if call.when == "teardown":  # a rerun of the item starts afresh
+        if _REPORTS_KEY in item.stash:
+            del item.stash[_REPORTS_KEY]
+        if _SHOWN_KEY in item.stash:
+            del item.stash[_SHOWN_KEY]
     return report
 
 
