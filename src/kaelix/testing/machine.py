@@ -349,7 +349,8 @@ class StreamMachine(RuleBasedStateMachine):
     The rules add producers and send (one message or a burst; with or without a key, to an
     explicit partition or not; payloads small to large enough to fill a partition in a few
     sends), add broadcast consumers (all partitions or some, from ``"earliest"`` or
-    ``"latest"``) and group members, poll, and close consumers. The system answers through
+    ``"latest"``) and group members, poll, close consumers, and restart them (close one and
+    join another in its place). The system answers through
     the ``system_*`` hooks, which by default drive a kaelix in-process ``Stream``; override
     them to test your own system. A mismatch fails with what the system did, what the model
     expected, and hypothesis's shortest program that shows it.
@@ -546,18 +547,18 @@ class StreamMachine(RuleBasedStateMachine):
         chosen = None
         if partitions is not None:
             chosen = tuple(dict.fromkeys(p % model.config.partitions for p in partitions))
+        self._join(None, start, chosen)
+
+    def _join(self, group: str | None, start: Start, partitions: tuple[int, ...] | None) -> None:
         number = next(self._consumer_numbers)
-        self.system_consumer(number, group=None, start=start, partitions=chosen)
-        model.add_consumer(number, start=start, partitions=chosen)
+        self.system_consumer(number, group=group, start=start, partitions=partitions)
+        self._model().add_consumer(number, group=group, start=start, partitions=partitions)
 
     @rule(group=st.integers(0, 7), start=st.sampled_from(("earliest", "latest")))
     def add_group_member(self, group: int, start: Start) -> None:
         if not self.GROUPS or len(self._model().consumers) >= self.MAX_CONSUMERS:
             return
-        name = self.GROUPS[group % len(self.GROUPS)]
-        number = next(self._consumer_numbers)
-        self.system_consumer(number, group=name, start=start, partitions=None)
-        self._model().add_consumer(number, group=name, start=start)
+        self._join(self.GROUPS[group % len(self.GROUPS)], start, None)
 
     def _which(self, consumer: int) -> int:
         joined = self._model().consumers
@@ -630,6 +631,21 @@ class StreamMachine(RuleBasedStateMachine):
         number = self._which(consumer)
         self.system_close_consumer(number)
         self._model().remove_consumer(number)
+
+    @rule(consumer=st.integers(0, 7), start=st.sampled_from(("earliest", "latest")))
+    def restart_consumer(self, consumer: int, start: Start) -> None:
+        """A consumer closes and a new one takes its place at once: a member of the same
+        group, or a broadcast consumer of the same partitions (where rebalancing and
+        retention bugs live)."""
+        model = self._model()
+        if not model.consumers:
+            return
+        number = self._which(consumer)
+        group = model.group_of(number)
+        partitions = None if group is not None else model.assignment(number)
+        self.system_close_consumer(number)
+        model.remove_consumer(number)
+        self._join(group, start, partitions)
 
     @invariant()
     def assignments_agree(self) -> None:
