@@ -168,6 +168,17 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["kaelix_seed"] = node.config.stash[_SEED_KEY]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When the collected tests use kaelix's testing toolkit, loads the validators' compiled
+    kernels before the first test (``kaelix.warm_up_validators``), so that numba's load
+    (half a second from its cache) never lands inside a hypothesis example and trips its
+    deadline. Sessions that do not import ``kaelix.testing.strategies`` pay nothing."""
+    if session.items and "kaelix.testing.strategies" in sys.modules:
+        from kaelix import warm_up_validators
+
+        warm_up_validators()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     seed = config.stash[_SEED_KEY]
     how = "given" if config.stash[_GIVEN_KEY] else "drawn"
