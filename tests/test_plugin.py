@@ -421,7 +421,9 @@ def test_assertrepr_for_delivery_reports(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
         [
-            "E       AssertionError: assert DeliveryReport(PROBLEMS, 3 delivered) == "
+            # "AssertionError: " comes first or not depending on how pytest shortens the
+            # explanation, which it does differently on CI (CI set) and off it.
+            "E       *assert DeliveryReport(PROBLEMS, 3 delivered) == "
             "DeliveryReport(ok, 4 delivered)",
             "E         counts that differ (left != right):",
             "E           delivered: 3 != 4",
@@ -493,6 +495,27 @@ def test_profiles_in_a_fresh_process(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_subprocess("--hypothesis-profile=kaelix-ci")
     result.assert_outcomes(passed=1)
+
+
+def test_profiles_do_not_inherit_the_active_profile() -> None:
+    # hypothesis loads its derandomized "ci" profile whenever CI is set; the kaelix profiles
+    # must mean the same thing on a developer's machine and on CI.
+    from hypothesis import settings
+
+    from kaelix.testing.plugin import register_profiles
+
+    active = settings.get_current_profile_name()
+    settings.register_profile("kaelix-test-active", derandomize=True, max_examples=7)
+    settings.load_profile("kaelix-test-active")
+    try:
+        assert register_profiles()
+        dev = settings.get_profile("kaelix-dev")
+        assert dev.derandomize is False
+        assert dev.database is not None
+        assert settings.get_profile("kaelix-thorough").derandomize is False
+    finally:
+        settings.load_profile(active)
+        register_profiles()
 
 
 def test_register_profiles_for_conftests() -> None:

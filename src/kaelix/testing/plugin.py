@@ -98,7 +98,10 @@ def register_profiles() -> bool:
             values["suppress_health_check"] = [
                 HealthCheck[check] for check in values["suppress_health_check"]
             ]
-        settings.register_profile(name, **values)
+        # Based on hypothesis's own "default" profile, never on whichever profile is active:
+        # hypothesis loads its "ci" profile (derandomized) when CI is set, and a profile
+        # registered without a parent would inherit that.
+        settings.register_profile(name, parent=settings.get_profile("default"), **values)
     return True
 
 
