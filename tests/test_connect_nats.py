@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -178,6 +179,38 @@ def test_forwarding_twice_stores_once(stream: NatsStream) -> None:
     assert stream.info()["messages"] == 400
     received = drain(stream.consumer(), 400)
     assert check_delivery(batch, received, ordering="none").ok
+
+
+def test_retries_of_stored_messages_are_deduplicated_by_the_server() -> None:
+    """The server stalls (SIGSTOP) with a batch in flight: the producer's acknowledgements
+    time out and it publishes again; when the server resumes it stores the first copies and
+    drops the retries as duplicates (the producer counts them), so each message is stored
+    once."""
+    with NatsServer() as stalling, NatsStream("stall", stalling.url, request_timeout=0.3) as made:
+        producer = made.producer()
+        observer = made.consumer()
+        pid = stalling.pid
+        assert pid is not None
+        resume = threading.Timer(1.5, os.kill, (pid, signal.SIGCONT))
+
+        def stall() -> None:
+            os.kill(pid, signal.SIGSTOP)
+            resume.start()
+
+        threading.Timer(0.05, stall).start()
+        try:
+            for _ in range(20):
+                receipts = producer.send_batch([b"%d" % i for i in range(1_000)], timeout=30)
+                assert len(receipts) == 1_000
+        finally:
+            resume.join()
+            os.kill(pid, signal.SIGCONT)
+        assert producer.duplicates > 0
+        assert made.info()["messages"] == 20_000
+        stored = drain(observer, 20_000)
+        tracker = DeliveryTracker()
+        tracker.update(stored)
+        assert tracker.report().ok and tracker.report().delivered == 20_000
 
 
 def test_asyncio_surface(stream: NatsStream) -> None:

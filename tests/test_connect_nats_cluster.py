@@ -62,17 +62,20 @@ def check_payloads(batches: list[MessageBatch]) -> None:
 
 
 def test_leader_killed_and_restarted_during_100k_messages(cluster: NatsCluster) -> None:
+    with NatsStream("failover", cluster.urls, partitions=PARTITIONS, replicas=3) as probe:
+        leader = probe.info()["leader"]
+    victim = int(leader.rsplit("-", 1)[1])  # the servers are named kaelix-0 .. kaelix-2
+    # The client talks to the leader's node first: killing it cuts the connection with
+    # publishes in flight, some stored and unacknowledged, which the producer sends again.
+    urls = [cluster.urls[victim]] + [u for i, u in enumerate(cluster.urls) if i != victim]
     stream = NatsStream(
         "failover",
-        cluster.urls,
-        partitions=PARTITIONS,
-        replicas=3,
+        urls,
         request_timeout=1.0,
         connect_timeout=20.0,
+        connect_options={"dont_randomize": True},
     )
     try:
-        leader = stream.info()["leader"]
-        victim = int(leader.rsplit("-", 1)[1])  # the servers are named kaelix-0 .. kaelix-2
         producer = stream.producer()
         live = stream.consumer(group="live", ack_wait=5.0)
         tracker = DeliveryTracker()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import re
 import secrets
 import time
@@ -45,8 +46,9 @@ _META_FORMAT: Final = "kaelix.format"
 _NAME_RULE: Final = re.compile(r"[A-Za-z0-9_-]{1,128}\Z")
 _PREFIX_RULE: Final = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\Z")
 _MAX_PARTITIONS: Final = 1024
-_FETCH_SLICE: Final = 5.0  # a fetch with no deadline waits at most this long per request
-_MIN_FETCH: Final = 0.01  # nats-py fetches need a positive expiry: "don't wait" is 10 ms
+_FETCH_SLICE: Final = 2.0  # a pull request lives at most this long (then another is made)
+_MIN_FETCH: Final = 0.005  # a poll with less time left than this asks with no_wait
+_STATUS: Final = "Status"  # the header of a pull request's status replies
 _UNSET: Any = object()
 _WINDOW: Final = 2048  # publishes a producer keeps in flight: up to two windows
 
@@ -665,6 +667,45 @@ class _Publisher:
             raise
         return futures, []
 
+    async def publish_one(
+        self, subject: str, body: bytes, msg_id: str, deadline: float | None
+    ) -> None:
+        """Publishes one body as a request, again (same id) until acknowledged; raises as
+        ``publish`` does."""
+        stream = self._stream
+        errors = stream._errors
+        backoff = 0.05
+        while True:
+            left = _left(deadline)
+            wait = stream._request_timeout if left is None else max(0.001, left)
+            try:
+                ack = await stream._js.publish(
+                    subject,
+                    body,
+                    timeout=min(wait, stream._request_timeout),
+                    headers={MSG_ID: msg_id},
+                )
+            except errors.closed:
+                raise stream._connection_lost() from None
+            except Exception as exc:
+                if not errors.is_temporary(exc):
+                    raise StreamError(
+                        f"JetStream refused message {msg_id} on {subject}: {exc}"
+                    ) from None
+            else:
+                if ack.duplicate:
+                    self.duplicates += 1
+                return
+            left = _left(deadline)
+            if left is not None and left <= 0:
+                raise SendTimeout(
+                    f"message {msg_id} to NATS stream {stream._name!r} not acknowledged in "
+                    f"time; it may or may not be stored, and its sequence number is not reused",
+                    0,
+                )
+            await asyncio.sleep(backoff if left is None else min(backoff, left))
+            backoff = min(backoff * 2, 1.0)
+
     async def publish(
         self,
         subjects: Sequence[str],
@@ -868,6 +909,11 @@ class NatsProducer:
             bodies = [buf[offsets[i] : offsets[i + 1]] for i in range(count)]
             subjects = [f"{stream._prefix}.{p}.{pid}" for p in parts]
             ids = [f"{pid}.{m.partition}.{m.sequence}" for m in messages]
+            if count == 1:
+                # One message: a request and its reply, the lock held (the next send waits
+                # for this acknowledgement anyway), without the pipeline's bookkeeping.
+                await self._publisher.publish_one(subjects[0], bodies[0], ids[0], deadline)
+                return Receipts(runs)
             first = await self._publisher._round(subjects, bodies, ids, range(count), deadline)
         await self._publisher.publish(subjects, bodies, ids, deadline, first=first)
         return Receipts(runs)
@@ -1025,6 +1071,11 @@ class NatsConsumer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._redelivered = 0
         self._name = ""
+        self._next_subject = ""
+        self._inbox = ""
+        self._owed = 0  # messages the open pull request may still deliver (0: none open)
+        self._open_until = 0.0  # when the open pull request expires (monotonic)
+        self._arrived: asyncio.Event | None = None
         self._sub: Any = None
         self._sub = stream._call(
             self._subscribe(start, partitions, ack_wait, max_deliver, max_ack_pending)
@@ -1038,7 +1089,11 @@ class NatsConsumer:
         max_deliver: int | None,
         max_ack_pending: int,
     ) -> Any:
+        """Makes (or finds, for a group) the pull consumer, and the inbox its messages come
+        to. Pull requests are made by ``_fetch``; what they deliver is appended to the buffer
+        by ``_on_message`` as it arrives."""
         stream = self._stream
+        js = stream._js
         api = stream._nats.js.api
         config = api.ConsumerConfig(
             durable_name=self._group,
@@ -1055,9 +1110,13 @@ class NatsConsumer:
         deadline = time.monotonic() + stream._connect_timeout
         while True:
             try:
-                sub = await stream._js.pull_subscribe(
-                    f"{stream._prefix}.*.*", durable=self._group, stream=stream._name, config=config
-                )
+                info = None
+                if self._group is not None:
+                    with contextlib.suppress(stream._errors.not_found):
+                        info = await js.consumer_info(stream._name, self._group)
+                if info is None:
+                    # The same durable config made twice at once is one consumer.
+                    info = await js.add_consumer(stream._name, config)
                 break
             except stream._errors.closed:
                 raise stream._connection_lost() from None
@@ -1067,8 +1126,27 @@ class NatsConsumer:
                         f"could not make a consumer of NATS stream {stream._name!r}: {exc}"
                     ) from None
                 await asyncio.sleep(0.1)
-        self._name = sub._consumer
-        return sub
+        self._name = info.name
+        self._next_subject = f"{js._prefix}.CONSUMER.MSG.NEXT.{stream._name}.{self._name}"
+        self._arrived = asyncio.Event()
+        self._inbox = stream._nc.new_inbox()
+        return await stream._nc.subscribe(self._inbox, cb=self._on_message)
+
+    async def _on_message(self, msg: Any) -> None:
+        """What a pull request delivers: a message (buffered), or a status that ends the
+        request (404 nothing now, 408 expired, 409 a leader change or the like)."""
+        headers = msg.headers
+        if not msg.data and headers and _STATUS in headers:
+            if headers[_STATUS] != "100":  # 100: an idle heartbeat
+                self._owed = 0
+                assert self._arrived is not None
+                self._arrived.set()
+            return
+        self._buffer.append(msg)
+        if self._owed:
+            self._owed -= 1
+        assert self._arrived is not None
+        self._arrived.set()
 
     # -- attributes --
 
@@ -1108,7 +1186,9 @@ class NatsConsumer:
         """Messages of its partitions the server has not delivered to this consumer (or its
         group) yet."""
         self._check()
-        return int(self._stream._call(self._sub.consumer_info()).num_pending)
+        stream = self._stream
+        info = stream._call(stream._js.consumer_info(stream._name, self._name))
+        return int(info.num_pending)
 
     def _check(self) -> None:
         if self._closed:
@@ -1126,37 +1206,69 @@ class NatsConsumer:
             raise self._stream._connection_lost() from None
 
     async def _fetch(self, want: int, deadline: float | None) -> bool:
-        """Fetches up to ``want`` messages into the buffer; False when the deadline passed
-        (or the consumer closed) with nothing fetched."""
-        errors = self._stream._errors
+        """Waits until the buffer has messages, asking for up to ``want`` more when no pull
+        request is open; False when the deadline passed (or the consumer closed) with none.
+
+        One request is open at a time: it asks for a batch and lives up to a few seconds,
+        and the messages it delivers are buffered as they come, so a poll returns as soon
+        as one is there while the rest of the batch keeps arriving for the next polls. A
+        deadline that has (nearly) passed asks with ``no_wait``: what is there now."""
+        stream = self._stream
+        arrived = self._arrived
+        assert arrived is not None
         while True:
+            if self._buffer:
+                return True
             if self._closed:
                 return False
-            left = _left(deadline)
-            wait = _FETCH_SLICE if left is None else min(_FETCH_SLICE, max(left, _MIN_FETCH))
-            try:
-                msgs = await self._sub.fetch(want, timeout=wait)
-            except errors.timeout:
-                msgs = []
-            except errors.closed:
-                if self._closed or self._stream._closed:
-                    return False
-                raise self._stream._connection_lost() from None
-            except Exception as exc:
-                if not errors.is_temporary(exc):
-                    raise StreamError(
-                        f"fetching from NATS stream {self._stream._name!r} failed: {exc}"
-                    ) from None
-                await asyncio.sleep(min(0.1, max(0.0, left if left is not None else 0.1)))
-                msgs = []
-            if msgs:
-                for msg in msgs:
-                    if msg.metadata.num_delivered > 1:
-                        self._redelivered += 1
-                self._buffer.extend(msgs)
+            now = time.monotonic()
+            left = None if deadline is None else deadline - now
+            last = left is not None and left <= _MIN_FETCH
+            if not self._owed or now >= self._open_until:
+                request: dict[str, Any] = {"batch": want}
+                if last:
+                    request["no_wait"] = True
+                    self._open_until = now + stream._request_timeout
+                else:
+                    wait = _FETCH_SLICE if left is None else min(_FETCH_SLICE, left)
+                    request["expires"] = int(wait * 1e9)
+                    self._open_until = now + wait
+                self._owed = want
+                arrived.clear()
+                try:
+                    await stream._nc.publish(
+                        self._next_subject, json.dumps(request).encode(), reply=self._inbox
+                    )
+                except stream._errors.closed:
+                    if self._closed or stream._closed:
+                        return False
+                    raise stream._connection_lost() from None
+                except Exception as exc:
+                    if not stream._errors.is_temporary(exc):
+                        raise StreamError(
+                            f"fetching from NATS stream {stream._name!r} failed: {exc}"
+                        ) from None
+                    self._owed = 0
+                    await asyncio.sleep(0.05)
+                    continue
+            else:
+                arrived.clear()
+            wait = self._open_until - time.monotonic()
+            if left is not None and not last:
+                wait = min(wait, deadline - time.monotonic())  # type: ignore[operator]
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(arrived.wait(), max(wait, 0.0))
+            if self._buffer:
+                # Let the rest of what the server sent in this burst land too.
+                while self._owed and len(self._buffer) < want:
+                    count = len(self._buffer)
+                    await asyncio.sleep(0)
+                    if len(self._buffer) == count:
+                        break
                 return True
-            left = _left(deadline)
-            if left is not None and left <= 0:
+            if last and not self._owed:
+                return False  # the no_wait request answered: nothing there
+            if deadline is not None and time.monotonic() >= deadline:
                 return False
 
     async def _rejected(self, msg: Any, exc: DecodeError) -> DecodeError:
@@ -1202,6 +1314,8 @@ class NatsConsumer:
                 except DecodeError as exc:
                     raise await self._rejected(msg, exc) from None
                 self._unacked.append(msg)
+                if msg.metadata.num_delivered > 1:
+                    self._redelivered += 1
                 return message
             if not await self._fetch(self._prefetch, deadline):
                 return None
@@ -1232,6 +1346,7 @@ class NatsConsumer:
             assert bad is not None
             raise bad from None
         self._unacked.extend(taken)
+        self._redelivered += sum(msg.metadata.num_delivered > 1 for msg in taken)
         return batch
 
     def poll(self, timeout: float | None = None) -> Message | None:
