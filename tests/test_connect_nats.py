@@ -256,6 +256,9 @@ def test_close_ends_a_poll_waiting_in_another_thread(stream: NatsStream) -> None
     thread = threading.Thread(target=lambda: result.append(consumer.poll()))
     thread.start()
     time.sleep(0.3)
+    began = time.monotonic()
+    assert consumer.poll(timeout=0) is None  # a request is open: "now" does not wait for it
+    assert time.monotonic() - began < 1.0
     consumer.close()
     thread.join(10)
     assert not thread.is_alive() and result == [None]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import json
 import re
@@ -23,7 +24,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mappin
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from kaelix._batch import MessageBatch
-from kaelix._codec import DecodeError, FrameTooLarge, Message, decode
+from kaelix._codec import DecodeError, FrameTooLarge, Message, decode, encode
 from kaelix._stream import Receipts, _add_run, _timeout, partition_for
 from kaelix.connect.nats._loop import PrivateLoop, require_nats
 from kaelix.errors import ConnectError, SendTimeout, StreamClosed, StreamError, StreamNotFound
@@ -345,13 +346,23 @@ class NatsStream:
         if self._closed:
             coro.close()
             raise StreamClosed(f"NATS stream {self._name!r} is closed")
-        return self._loop.run(coro)
+        try:
+            return self._loop.run(coro)
+        except (concurrent.futures.CancelledError, RuntimeError):
+            if self._closed:  # closed by another thread while the call ran
+                raise StreamClosed(f"NATS stream {self._name!r} is closed") from None
+            raise
 
     async def _call_async(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._closed:
             coro.close()
             raise StreamClosed(f"NATS stream {self._name!r} is closed")
-        return await self._loop.run_async(coro)
+        try:
+            return await self._loop.run_async(coro)
+        except (asyncio.CancelledError, RuntimeError):
+            if self._closed:
+                raise StreamClosed(f"NATS stream {self._name!r} is closed") from None
+            raise
 
     def _connection_lost(self) -> ConnectError:
         return ConnectError(
@@ -892,7 +903,13 @@ class NatsProducer:
                 )
                 _add_run(runs, p, seq, 1)
             try:
-                batch = MessageBatch.from_messages(messages, max_frame_size=stream._max_frame)
+                if count == 1:
+                    bodies = [encode(messages[0], max_frame_size=stream._max_frame)]
+                else:
+                    batch = MessageBatch.from_messages(messages, max_frame_size=stream._max_frame)
+                    buf = batch.to_bytes()
+                    offsets = batch.offsets.tolist()
+                    bodies = [buf[offsets[i] : offsets[i + 1]] for i in range(count)]
             except FrameTooLarge as exc:
                 raise FrameTooLarge(
                     f"{exc} (the NATS server takes messages up to {stream._max_frame + 256} "
@@ -904,9 +921,6 @@ class NatsProducer:
             # been stored must never share its id with another.
             self._next = sequences
             pid = self._producer_id
-            buf = batch.to_bytes()
-            offsets = batch.offsets.tolist()
-            bodies = [buf[offsets[i] : offsets[i + 1]] for i in range(count)]
             subjects = [f"{stream._prefix}.{p}.{pid}" for p in parts]
             ids = [f"{pid}.{m.partition}.{m.sequence}" for m in messages]
             if count == 1:
@@ -1224,11 +1238,13 @@ class NatsConsumer:
             now = time.monotonic()
             left = None if deadline is None else deadline - now
             last = left is not None and left <= _MIN_FETCH
+            asked_now = False  # a no_wait request made now: wait for its answer
             if not self._owed or now >= self._open_until:
                 request: dict[str, Any] = {"batch": want}
                 if last:
                     request["no_wait"] = True
                     self._open_until = now + stream._request_timeout
+                    asked_now = True
                 else:
                     wait = _FETCH_SLICE if left is None else min(_FETCH_SLICE, left)
                     request["expires"] = int(wait * 1e9)
@@ -1254,8 +1270,8 @@ class NatsConsumer:
             else:
                 arrived.clear()
             wait = self._open_until - time.monotonic()
-            if left is not None and not last:
-                wait = min(wait, deadline - time.monotonic())  # type: ignore[operator]
+            if deadline is not None and not asked_now:
+                wait = min(wait, deadline - time.monotonic())
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(arrived.wait(), max(wait, 0.0))
             if self._buffer:
@@ -1266,8 +1282,8 @@ class NatsConsumer:
                     if len(self._buffer) == count:
                         break
                 return True
-            if last and not self._owed:
-                return False  # the no_wait request answered: nothing there
+            if last and (not self._owed or not asked_now):
+                return False  # the no_wait request answered (or one is open): nothing now
             if deadline is not None and time.monotonic() >= deadline:
                 return False
 
