@@ -2,9 +2,10 @@
 trip, the asyncio surface, idempotent publishing, redelivery after a consumer process
 crashes, the bridges to and from a local stream, an unreachable server, and bad input.
 
-One server for the module (``kaelix.connect.nats.testing.NatsServer``, loopback, temporary
-storage, stopped and removed at the end whatever happens); each test makes its own
-JetStream stream and deletes it. The three-node failover run is in
+One server for the session (the ``nats_server`` fixture of tests/conftest.py: a
+``kaelix.connect.nats.testing.NatsServer`` on loopback with temporary storage, stopped and
+removed at the end whatever happens); each test makes its own JetStream stream and deletes
+it, and tests that kill or stall a server start their own. The three-node failover run is in
 test_connect_nats_cluster.py.
 """
 
@@ -45,10 +46,10 @@ except (ServerNotFound, ImportError) as exc:  # pragma: no cover - the test extr
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[NatsServer]:
-    with NatsServer() as started:
-        yield started
+@pytest.fixture
+def server(nats_server: NatsServer) -> NatsServer:
+    """The session's server (tests/conftest.py)."""
+    return nats_server
 
 
 @pytest.fixture

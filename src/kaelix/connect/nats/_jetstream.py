@@ -92,12 +92,13 @@ class _Errors:
         self.closed = (nats.errors.ConnectionClosedError,)
         self.api = nats.js.errors.APIError
         self.not_found = nats.js.errors.NotFoundError
-        self.timeout = (asyncio.TimeoutError, nats.errors.TimeoutError)
         # Worth another try: no stream leader (an election), a full outbound buffer while
         # reconnecting, too many publishes in flight, a timeout.
         self.temporary = (
-            *self.timeout,
+            asyncio.TimeoutError,
+            nats.errors.TimeoutError,
             nats.js.errors.NoStreamResponseError,
+            nats.js.errors.ServiceUnavailableError,
             nats.js.errors.TooManyStalledMsgsError,
             nats.errors.OutboundBufferLimitError,
             nats.errors.NoRespondersError,
@@ -279,6 +280,10 @@ class NatsStream:
                 if not create:
                     raise StreamNotFound(f"no JetStream stream named {self._name!r}") from None
             except Exception as exc:
+                if isinstance(exc, self._errors.api) and not self._errors.is_temporary(exc):
+                    raise StreamError(
+                        f"JetStream refused to describe stream {self._name!r}: {exc}"
+                    ) from None
                 if not self._errors.is_temporary(exc) or time.monotonic() > deadline:
                     raise self._no_jetstream(exc) from None
                 await asyncio.sleep(0.1)
