@@ -13,7 +13,9 @@ from kaelix.bench.suites import SUITES, load_suite
 from kaelix.bench.suites import nats as bench_nats
 from kaelix.connect.nats.testing import ENV_BINARY
 
-TINY = bench_nats.NatsSizes(batch=300, singles=20, latency_messages=40, latency_rate=2_000)
+TINY = bench_nats.NatsSizes(
+    batch=300, singles=20, consume=500, latency_messages=40, latency_rate=2_000
+)
 
 
 def test_the_suite_is_registered_and_lists_its_cases_without_starting_a_server() -> None:
@@ -22,12 +24,14 @@ def test_the_suite_is_registered_and_lists_its_cases_without_starting_a_server()
     assert [case.name for case in bench_nats.cases(SuiteConfig())] == [
         "publish with acks, batches of 5,000 (128 B)",
         "publish with acks, one at a time (128 B)",
+        "consume with acks, 5,000 messages in fetches of 4,096 (128 B)",
         "end-to-end latency at 1,000 msg/s (128 B)",
     ]
     full = bench_nats.cases(SuiteConfig(quick=False, size=64, messages=1_000))
     assert [case.name for case in full] == [
         "publish with acks, batches of 1,000 (64 B)",
         "publish with acks, one at a time (64 B)",
+        "consume with acks, 1,000 messages in fetches of 4,096 (64 B)",
         "end-to-end latency at 2,000 msg/s (64 B)",
     ]
     for case in full:
@@ -44,6 +48,7 @@ def test_a_tiny_run_measures_kaelix_and_nats_py_side_by_side() -> None:
     assert [case.case for case in result.results] == [
         "publish with acks, batches of 300 (128 B)",
         "publish with acks, one at a time (128 B)",
+        "consume with acks, 500 messages in fetches of 4,096 (128 B)",
         "end-to-end latency at 2,000 msg/s (128 B)",
     ]
     for case in result.results:
@@ -52,12 +57,14 @@ def test_a_tiny_run_measures_kaelix_and_nats_py_side_by_side() -> None:
             {
                 "publish with acks, batches of 300 (128 B)": "nats-py publish_async",
                 "publish with acks, one at a time (128 B)": "nats-py publish",
+                "consume with acks, 500 messages in fetches of 4,096 (128 B)": "nats-py fetch",
             }.get(case.case, "nats-py"),
         ]
         assert all(c.ok for c in case.contenders), case
     batched = result.results[0]
     assert all(c.messages_per_op == 300 for c in batched.contenders)
-    latency = result.results[2]
+    assert all(c.messages_per_op == 500 for c in result.results[2].contenders)
+    latency = result.results[3]
     for contender in latency.contenders:
         assert contender.latency is not None and contender.latency.samples == 40
         assert contender.latency.hdr is not None and contender.latency.hdr.startswith("HISTFAAA")

@@ -350,6 +350,24 @@ def test_sink_and_source_carry_a_local_stream_across(stream: NatsStream) -> None
         )
 
 
+def test_a_sink_that_cannot_forward_stops_and_says_why(server: NatsServer) -> None:
+    target = NatsStream(f"s{os.getpid()}-{next(_names)}", server.url, partitions=4)
+    with kaelix.Stream("unsent", partitions=4) as near:
+        sink = JetStreamSink(near, target)
+        near.producer().send(b"first")
+        deadline = time.monotonic() + 10
+        while sink.forwarded < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sink.forwarded == 1
+        target.delete()  # the stream goes, then the handle: the next forward fails
+        near.producer().send(b"second")
+        with pytest.raises(StreamClosed, match="is closed"):
+            sink.join(10)
+        assert not sink.running and isinstance(sink.error, StreamClosed)
+        with pytest.raises(StreamClosed):
+            sink.stop()
+
+
 def drain_local(consumer: kaelix.Consumer, count: int) -> MessageBatch:
     parts = []
     got = 0

@@ -15,6 +15,9 @@ Cases:
   more per message than the peer's, counted in neither's bytes (``nbytes`` is payload).
 - **publish with acks, one at a time**: ``NatsProducer.send`` against ``await
   js.publish`` (request and acknowledgement per message): the round trip.
+- **consume with acks**: the messages stored once, then each call reads them all with a new
+  (ephemeral) consumer, acknowledging each. kaelix: ``poll_batch`` (its own pull requests,
+  one open at a time, messages buffered as they arrive); nats-py: ``fetch`` and ``ack``.
 - **end-to-end latency**: one message per period at a fixed rate, published with acks;
   a consumer (a pull consumer fetching in a loop) stamps each receipt; latency is the
   receipt time minus the message's send time (kaelix: the frame's timestamp; nats-py: a
@@ -47,17 +50,23 @@ _names = itertools.count()
 @dataclass(frozen=True)
 class NatsSizes:
     """How much each case moves: ``batch`` messages per batched call; ``singles``
-    messages per one-at-a-time call; ``latency_messages`` per latency trial, at
+    messages per one-at-a-time call; ``consume`` messages read per consuming call (stored
+    once, read by a new consumer each call); ``latency_messages`` per latency trial, at
     ``latency_rate`` per second."""
 
     batch: int = 5_000
     singles: int = 200
+    consume: int = 5_000
     latency_messages: int = 500
     latency_rate: int = 1_000
 
 
 QUICK_SIZES = NatsSizes()
-FULL_SIZES = NatsSizes(batch=20_000, singles=1_000, latency_messages=5_000, latency_rate=2_000)
+FULL_SIZES = NatsSizes(
+    batch=20_000, singles=1_000, consume=20_000, latency_messages=5_000, latency_rate=2_000
+)
+FETCH = 4_096
+"""Messages a consumer asks for at a time in the consuming case."""
 
 
 def _binary_missing() -> bool:
@@ -124,6 +133,24 @@ def _kaelix_singles(count: int, payload: int) -> Workload:
     def call() -> None:
         for _ in range(count):
             send(body, partition=0)
+
+    return Workload(call, messages=count, nbytes=count * payload, close=side.close)
+
+
+def _kaelix_consume(count: int, payload: int) -> Workload:
+    side = _KaelixSide()
+    side.producer.send_batch([bytes(payload)] * count, partition=0)
+    stream = side.stream
+
+    def call() -> None:
+        consumer = stream.consumer()  # ephemeral, from the first message: reads all again
+        got = 0
+        while got < count:
+            batch = consumer.poll_batch(FETCH, timeout=30)
+            if not len(batch):
+                raise RuntimeError(f"only {got:,} of {count:,} messages came within 30 s")
+            got += len(batch)
+        consumer.close()  # acknowledges what the last poll returned, deletes the consumer
 
     return Workload(call, messages=count, nbytes=count * payload, close=side.close)
 
@@ -243,6 +270,42 @@ def _peer_singles(count: int, payload: int) -> Workload:
     )
 
 
+def _peer_consume(count: int, payload: int) -> Workload:
+    side = _PeerSide()
+    body = bytes(payload)
+
+    async def fill() -> None:
+        futures = [await side.js.publish_async(side.subject, body) for _ in range(count)]
+        await asyncio.gather(*futures)
+
+    side.run(fill())
+
+    async def read_all() -> None:
+        import nats.errors
+        from nats.js.api import ConsumerConfig
+
+        sub = await side.js.pull_subscribe(
+            side.subject,
+            stream=side.server.name,
+            config=ConsumerConfig(max_ack_pending=65_536),
+        )
+        got = 0
+        while got < count:
+            try:
+                msgs = await sub.fetch(FETCH, timeout=1.0)
+            except nats.errors.TimeoutError:
+                continue
+            for msg in msgs:
+                await msg.ack()
+            got += len(msgs)
+        await sub.unsubscribe()
+        await side.js.delete_consumer(side.server.name, sub._consumer)
+
+    return Workload(
+        lambda: side.run(read_all()), messages=count, nbytes=count * payload, close=side.close
+    )
+
+
 def _peer_latency(messages: int, rate: int, payload: int) -> Workload:
     import numpy as np
 
@@ -305,13 +368,13 @@ def _peer_latency(messages: int, rate: int, payload: int) -> Workload:
 def cases(config: SuiteConfig, sizes: NatsSizes | None = None) -> Sequence[Case]:
     """The nats cases. ``sizes`` defaults to `QUICK_SIZES` (a few seconds) in quick mode and
     `FULL_SIZES` in full mode; the tests pass tiny ones. ``config.size`` (``--size``) sets the
-    payload; ``config.messages`` (``--messages``) the messages of a batched call."""
+    payload; ``config.messages`` (``--messages``) the messages of a batched or consuming call."""
     if sizes is None:
         sizes = QUICK_SIZES if config.quick else FULL_SIZES
     payload = payload_size(config, PAYLOAD, "nats")
     batch = message_count(config, 0, "nats")
     if batch:
-        sizes = replace(sizes, batch=batch)
+        sizes = replace(sizes, batch=batch, consume=batch)
     requires = _requires()
     label = size_label(payload)
     server = "a nats-server on loopback (JetStream, file storage, 1 replica), one per contender"
@@ -324,7 +387,7 @@ def cases(config: SuiteConfig, sizes: NatsSizes | None = None) -> Sequence[Case]
             Contender(peer_name, peer, requires=requires, note=peer_note),
         )
 
-    b, s = sizes.batch, sizes.singles
+    b, s, c = sizes.batch, sizes.singles, sizes.consume
     n, rate = sizes.latency_messages, sizes.latency_rate
     return (
         Case(
@@ -354,6 +417,20 @@ def cases(config: SuiteConfig, sizes: NatsSizes | None = None) -> Sequence[Case]
             note=f"{server}; one round trip per message",
         ),
         Case(
+            f"consume with acks, {c:,} messages in fetches of {FETCH:,} ({label})",
+            pair(
+                f"a new NatsConsumer (ephemeral) per call: poll_batch({FETCH:,}) until "
+                f"{c:,} came, each acknowledged at the next poll or close",
+                "nats-py fetch",
+                f"a new pull consumer per call: sub.fetch({FETCH:,}) until {c:,} came, "
+                "msg.ack() for each",
+                lambda: _kaelix_consume(c, payload),
+                lambda: _peer_consume(c, payload),
+            ),
+            throughput="messages",
+            note=f"{server}; the messages are stored once, and each call reads them all",
+        ),
+        Case(
             f"end-to-end latency at {rate:,} msg/s ({label})",
             pair(
                 "NatsProducer.send (acknowledged) on the calling thread; a consumer thread "
@@ -375,7 +452,7 @@ def cases(config: SuiteConfig, sizes: NatsSizes | None = None) -> Sequence[Case]
 SUITE = Suite(
     name="nats",
     description="kaelix.connect.nats vs nats-py on a real nats-server: publish with acks "
-    "(batched and one at a time) and end-to-end latency",
+    "(batched and one at a time), consume with acks, and end-to-end latency",
     cases=cases,
     options=("size", "messages"),
 )
