@@ -284,6 +284,34 @@ def test_manual_acks_and_nak(stream: NatsStream) -> None:
         assert resumed.poll(timeout=0.5) is None
 
 
+def test_partitions_start_groups_and_lag(stream: NatsStream) -> None:
+    producer = stream.producer()
+    for p in range(4):
+        producer.send_batch([b"old %d" % p] * 5, partition=p)
+    latest = stream.consumer(start="latest")
+    only_one = stream.consumer(partitions=[1, 1])
+    assert only_one.assignment == (1,)
+    first = stream.consumer(group="workers")
+    second = stream.consumer(group="workers")
+    assert first.lag == 20  # the group's: nothing delivered yet
+    producer.send_batch([b"new"] * 8, partition=1)
+    assert [m.payload for m in drain(latest, 8)] == [b"new"] * 8
+    picked = drain(only_one, 13)
+    assert set(picked.partition.tolist()) == {1} and len(picked) == 13
+    # Two members of a group split the messages between them, each delivered once.
+    a = first.poll_batch(10, timeout=5)
+    b = drain(second, 28 - len(a))
+    a += drain(first, 28 - len(a) - len(b))
+    tracker = DeliveryTracker(ordering="none")
+    tracker.update(a + b)
+    assert tracker.report().ok and len(a) + len(b) == 28 and len(a) and len(b)
+    first.close()  # "auto": what it returned is acknowledged
+    second.close()
+    with stream.consumer(group="workers") as rejoined:
+        assert rejoined.lag == 0
+        assert rejoined.poll(timeout=0.3) is None
+
+
 CRASHING_CONSUMER = """
 import os, sys
 from kaelix.connect.nats import NatsStream
