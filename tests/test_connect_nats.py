@@ -253,6 +253,10 @@ def test_asyncio_surface(stream: NatsStream) -> None:
 
 def test_close_ends_a_poll_waiting_in_another_thread(stream: NatsStream) -> None:
     consumer = stream.consumer()
+    began = time.monotonic()
+    assert consumer.poll(timeout=0.5) is None  # the timeout is honoured (loosely timed)
+    assert len(consumer.poll_batch(timeout=0.5)) == 0
+    assert 0.9 <= time.monotonic() - began < 10
     result: list[object] = []
     thread = threading.Thread(target=lambda: result.append(consumer.poll()))
     thread.start()
