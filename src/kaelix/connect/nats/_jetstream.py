@@ -849,17 +849,35 @@ class NatsProducer:
         self._rr = p + 1 if p + 1 < n else 0
         return p
 
-    async def _resume(self, partition: int) -> None:
-        """Continues this producer id's sequence in ``partition`` after the last one stored."""
+    async def _resume(self, partition: int, deadline: float | None) -> None:
+        """Continues this producer id's sequence in ``partition`` after the last one stored
+        (a direct get of the subject's last message), retrying what is temporary until the
+        send's deadline."""
         stream = self._stream
-        try:
-            raw = await stream._js.get_last_msg(
-                stream._name, stream.subject(partition, self._producer_id)
-            )
-        except stream._errors.not_found:
-            self._next[partition] = 0
-        else:
-            self._next[partition] = decode(raw.data).sequence + 1
+        errors = stream._errors
+        subject = stream.subject(partition, self._producer_id)
+        while True:
+            try:
+                raw = await stream._js.get_last_msg(stream._name, subject)
+            except errors.not_found:
+                self._next[partition] = 0
+                break
+            except errors.closed:
+                raise stream._connection_lost() from None
+            except Exception as exc:
+                left = _left(deadline)
+                if not errors.is_temporary(exc):
+                    raise StreamError(
+                        f"could not look up the last message on {subject}: {exc}"
+                    ) from None
+                if left is not None and left <= 0:
+                    raise SendTimeout(
+                        f"could not look up the last message on {subject} in time: {exc}", 0
+                    ) from None
+                await asyncio.sleep(0.1 if left is None else min(0.1, left))
+            else:
+                self._next[partition] = decode(raw.data).sequence + 1
+                break
         self._known[partition] = True
 
     async def _send(
@@ -887,7 +905,7 @@ class NatsProducer:
                 )
             for p in set(parts):
                 if not self._known[p]:
-                    await self._resume(p)
+                    await self._resume(p, deadline)
             sequences = list(self._next)
             messages = []
             runs: list[tuple[int, int, int]] = []
