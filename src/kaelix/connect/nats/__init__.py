@@ -9,7 +9,10 @@ starts real servers for tests. See docs/connect.md. This module only re-exports.
 """
 
 from kaelix.connect.nats._bridge import JetStreamSink, JetStreamSource
-from kaelix.connect.nats._jetstream import FORMAT, MSG_ID, NatsConsumer, NatsProducer, NatsStream
+from kaelix.connect.nats._common import FORMAT, MSG_ID
+from kaelix.connect.nats._consumer import NatsConsumer
+from kaelix.connect.nats._jetstream import NatsStream
+from kaelix.connect.nats._producer import NatsProducer
 
 __all__ = [
     "FORMAT",
