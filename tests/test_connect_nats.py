@@ -138,6 +138,45 @@ def test_forwarded_frames_arrive_as_they_were(server: NatsServer, messages: list
             made.delete()
 
 
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(st.tuples(kst.payloads(max_size=512), kst.keys()), min_size=1, max_size=30),
+    kst.headers(max_headers=6),
+)
+def test_what_a_producer_sends_arrives_field_for_field(
+    stream: NatsStream, items: list[tuple[bytes, bytes | None]], headers: dict[str, bytes]
+) -> None:
+    """send_batch of any payloads and keys (None among them: round-robin), with any headers:
+    the consumer gets each message as sent, in its key's partition, numbered per partition
+    from where the producer was. A new producer per example: its own sequences."""
+    producer = stream.producer()
+    consumer = stream.consumer(start="latest")
+    try:
+        receipts = producer.send_batch(
+            [payload for payload, _ in items], keys=[key for _, key in items], headers=headers
+        )
+        received = drain(consumer, len(items), timeout=10)
+        assert len(received) == len(items)
+        by_key = {(m.partition, m.sequence): m for m in received}
+        for (payload, key), (partition, sequence) in zip(items, receipts, strict=True):
+            msg = by_key[(partition, sequence)]
+            assert (msg.payload, msg.key, dict(msg.headers)) == (payload, key, headers)
+            assert msg.producer_id == producer.producer_id
+            if key is not None:
+                assert partition == kaelix.partition_for(key, stream.partitions)
+        per_partition: dict[int, list[int]] = {}
+        for partition, sequence in receipts:
+            per_partition.setdefault(partition, []).append(sequence)
+        for sequences in per_partition.values():
+            assert sequences == list(range(len(sequences)))
+    finally:
+        consumer.close()
+
+
 # -- producers and consumers -----------------------------------------------------------
 
 
