@@ -8,6 +8,7 @@ import gc
 import io
 import json
 import multiprocessing
+import statistics
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -1283,6 +1284,51 @@ def test_faster_than_bar_met_missed_and_unchecked() -> None:
     assert unchecked.met is None and unchecked.detail == "msgspec skipped, not compared"
     failed = ContenderResult("kaelix", "kaelix", "error", "boom")
     assert check_bar(bar, [failed, _timed("msgspec", 60)]).met is None
+
+
+def _rounds(
+    name: str, trials: list[float], *, role: Role = "peer", messages: int = 1
+) -> ContenderResult:
+    ordered = sorted(trials)
+    timing = Timing(
+        statistics.median(trials), ordered[0], ordered[-1], ordered[0], ordered[-1], 1,
+        tuple(trials),
+    )  # fmt: skip
+    return ContenderResult(name, role, "ok", None, "", messages, 0, timing)
+
+
+def test_paired_bars_compare_round_by_round() -> None:
+    bar = Bar("on ≤ 1 % cost", "min_speedup", 0.99, peer="off")
+    # The machine's speed swings between rounds; kaelix is 0.5 % slower than the peer in
+    # four rounds out of five and lost one round to a burst of other load.
+    peer = _rounds("off", [100.0, 80.0, 120.0, 100.0, 90.0])
+    kaelix = _rounds("kaelix", [100.5, 80.4, 150.0, 100.5, 90.45], role="kaelix")
+    # by the medians: 100 / 100.5; by rounds: ratios .995 .995 .8 .995 .995 -> .995
+    paired = check_bar(bar, [kaelix, peer], paired=True)
+    assert paired.met is True
+    assert paired.detail.startswith("round by round: kaelix 1.00× slower (median of 5 ")
+    assert "rounds' ratios, 0.9950)" in paired.detail and "; by the medians: " in paired.detail
+    # Here the medians fall on different rounds (kaelix's on the 80, the peer's on the 120)
+    # and read 13 % slower; round by round it is 0.5 %.
+    skewed = _rounds("kaelix", [80.4, 100.5, 150.0, 120.6, 90.45], role="kaelix")
+    peer2 = _rounds("off", [80.0, 100.0, 120.0, 120.0, 90.0])
+    assert check_bar(bar, [skewed, peer2]).met is True  # medians 100 / 100.5
+    worse = _rounds("kaelix", [80.4, 100.5, 150.0, 120.6, 120.6], role="kaelix")
+    assert check_bar(bar, [worse, peer2]).met is False  # medians 100 / 120.6
+    assert check_bar(bar, [worse, peer2], paired=True).met is True  # rounds: .995
+    # 2 % slower in every round: missed
+    swings = [100.0, 80.0, 120.0, 100.0, 90.0]
+    slow = _rounds("kaelix", [t * 1.02 for t in swings], role="kaelix")
+    assert check_bar(bar, [slow, peer], paired=True).met is False
+    # messages per operation are taken into account
+    batched = _rounds("kaelix", [t * 10 for t in swings], role="kaelix", messages=10)
+    assert "rounds' ratios, 1.0000)" in check_bar(bar, [batched, peer], paired=True).detail
+    # rounds that do not match (a contender failed part way): the medians decide
+    short = _rounds("kaelix", swings[:4], role="kaelix")
+    assert check_bar(bar, [short, peer], paired=True).detail.startswith("kaelix 1.00")
+    faster = Bar("≤ off", "faster_than", peer="off")
+    assert check_bar(faster, [slow, peer], paired=True).met is False
+    assert check_bar(faster, [_rounds("kaelix", swings, role="kaelix"), peer], paired=True).met
 
 
 def test_throughput_bars() -> None:

@@ -5,6 +5,8 @@ bench's business, not a unit test's: no time is asserted)."""
 from __future__ import annotations
 
 import functools
+import threading
+import time
 
 from kaelix.bench import run
 from kaelix.bench._model import Suite, SuiteConfig
@@ -35,9 +37,13 @@ def test_the_monitor_suite_in_a_tiny_configuration_checks_its_bar() -> None:
         on, off = case.contenders
         assert on.timing is not None and off.timing is not None
         assert len(on.timing.trials_ns) == len(off.timing.trials_ns) == 1  # --repeat wins
-        # the monitored run says what its sampler thread took
-        assert "measured: the sampler took" in on.note and "% of a core" in on.note
-        assert "measured" not in off.note
+        # both say what their calls took by either clock; the monitored run also what its
+        # sampler thread took
+        for contender in (on, off):
+            assert "measured: median of 2 calls: " in contender.note  # warm-up + 1 trial
+            assert "ms wall clock" in contender.note and "ms of process CPU" in contender.note
+        assert "the sampler took no sample while the calls were timed" in on.note  # tiny
+        assert "sampler" not in off.note.split("measured:")[1]
         if case.case.startswith("one thread"):
             (check,) = case.bars
             assert check.bar.text == "monitoring on ≤ 1 % throughput cost"
@@ -45,6 +51,29 @@ def test_the_monitor_suite_in_a_tiny_configuration_checks_its_bar() -> None:
             assert "per message" in check.detail
         else:
             assert case.bars == ()  # too noisy to judge 1 %: shown, not judged
+
+
+def test_the_sampler_runs_only_during_the_monitored_contenders_own_calls() -> None:
+    # The interleaved runner makes both workloads first: a sampler started with its workload
+    # would sample (and take the GIL) during the unmonitored contender's trials too.
+    def samplers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "kaelix-monitor"]
+
+    before = samplers()
+    for case in monitor_suite.cases(SuiteConfig(), sizes=TINY):
+        on, off = (contender.factory() for contender in case.contenders)
+        try:
+            assert samplers() == before
+            for workload in (off, on, off):
+                assert workload.call() > 0
+                assert samplers() == before
+            assert on.describe is not None and off.describe is not None
+            assert "the sampler took" in on.describe()
+            assert "sampler" not in off.describe()
+        finally:
+            for workload in (on, off):
+                assert workload.close is not None
+                workload.close()
 
 
 def test_the_suite_is_registered_and_takes_messages() -> None:
@@ -55,3 +84,30 @@ def test_the_suite_is_registered_and_takes_messages() -> None:
     for case in cases:
         assert "4,096 messages per timed call" in case.note
         assert case.interleave and case.min_repeat == monitor_suite.QUICK_SIZES.trials
+
+
+def test_sampling_counts_only_the_samples_taken_while_a_call_is_timed() -> None:
+    import kaelix
+    from kaelix.monitor import Monitor
+
+    with kaelix.Stream("bench-monitor-sampling", capacity=1 << 16) as stream:
+        monitor = Monitor(stream, interval=0.02)
+        sampling = monitor_suite._Sampling(monitor)
+
+        def timed() -> tuple[int, int]:
+            assert monitor.running and monitor.samples >= 1  # the first one is already over
+            before = monitor.samples
+            deadline = time.monotonic() + 30
+            while monitor.samples < before + 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return 5_000_000, 4_000_000
+
+        assert sampling.around(timed) == (5_000_000, 4_000_000)
+        assert not monitor.running
+        assert 2 <= sampling.samples < monitor.samples  # the one taken at start is not counted
+        assert 0 < sampling.sampler_cpu_s < monitor.cpu_seconds
+        text = sampling.describe()
+        assert text.startswith("median of 1 call: 5.0 ms wall clock, 4.0 ms of process CPU; ")
+        assert f"({sampling.samples:,} samples)" in text and "ms of CPU a sample" in text
+        off = monitor_suite._Sampling(None)
+        assert off.around(lambda: (3, 2)) == (3, 2) and "sampler" not in off.describe()

@@ -485,7 +485,7 @@ def run(
             case=case.name,
             throughput=case.throughput,
             contenders=tuple(measured),
-            bars=check_bars(case.bars, measured, reference),
+            bars=check_bars(case.bars, measured, reference, paired=case.interleave),
             note=case.note,
         )
         (reference if suite_name == "reference" else results).append(result)
