@@ -1069,6 +1069,7 @@ def test_each_suite_declares_the_options_it_honours() -> None:
         "queue": ("size", "messages"),
         "monitor": ("messages",),
         "soak": ("messages",),
+        "nats": ("size", "messages"),
     }
 
 

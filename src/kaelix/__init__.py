@@ -25,6 +25,7 @@ from kaelix._rings import Ring, SharedRing
 from kaelix._stream import Consumer, Producer, Receipts, Stream, partition_for
 from kaelix.errors import (
     BufferFull,
+    ConnectError,
     DecodeError,
     FrameTooLarge,
     HdrDecodeError,
@@ -65,6 +66,7 @@ __all__ = [
     "MAX_HEADER_COUNT",
     "MAX_HEADER_NAME_BYTES",
     "BufferFull",
+    "ConnectError",
     "Consumer",
     "DecodeError",
     "DeliveryReport",

@@ -54,6 +54,12 @@ class QueueEmpty(RingEmpty):
     """``Queue.get`` found nothing (``queue.Empty``)."""
 
 
+class ConnectError(KaelixError, ConnectionError):
+    """``kaelix.connect``: the remote engine (a NATS server) could not be reached within the
+    configured timeout, or the connection to it closed for good. The message names the
+    servers tried and the last error seen."""
+
+
 class StreamNotFound(StreamError, FileNotFoundError):
     """``Stream.open``: no shared stream of that name (never made, or closed since)."""
 
@@ -64,6 +70,7 @@ class StreamExists(StreamError, FileExistsError):
 
 __all__ = [
     "BufferFull",
+    "ConnectError",
     "DecodeError",
     "FrameTooLarge",
     "HdrDecodeError",

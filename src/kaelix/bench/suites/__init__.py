@@ -26,6 +26,7 @@ SUITES: dict[str, str] = {
     "queue": "kaelix.bench.suites.queue",
     "monitor": "kaelix.bench.suites.monitor",
     "soak": "kaelix.bench.suites.soak",
+    "nats": "kaelix.bench.suites.nats",
 }
 """Suite name -> module defining ``SUITE``, in the order a full run goes through them."""
 
