@@ -740,3 +740,118 @@ def test_a_histogram_snapshot_carries_its_last_values() -> None:
     histogram.record_many([4, 4])
     value = histogram.labels().snapshot()
     assert value.recent == (4, 4) and value.recent_from == value.count - 2
+
+
+# ------------------------------------------------------------- what each sample reuses
+
+
+def expected_stream_rows(
+    registry: Registry, *streams: kaelix.Stream
+) -> dict[str, list[tuple[tuple[tuple[str, str], ...], float]]]:
+    """What StreamMetrics should report, built afresh from the public Stream.metrics()
+    and each consumer's lag (consumer labels taken from the collector, which numbers them)."""
+    (collector,) = [c for c in registry._collectors if isinstance(c, StreamMetrics)]
+    rows: dict[str, list[tuple[tuple[tuple[str, str], ...], float]]] = {
+        name: [] for name in kaelix.monitor.STREAM_METRICS
+    }
+    for stream in streams:
+        if stream.closed:
+            continue
+        watched = next(w for w in collector._watched if w.stream is stream)
+        name = stream.name
+        for part in stream.metrics()["partitions"]:
+            labels = (("stream", name), ("partition", str(part["partition"])))
+            rows["kaelix_stream_messages_published_total"].append((labels, part["published"]))
+            for reader in part["readers"]:
+                rlabels = (*labels, ("reader", f"{reader['pid']}/{reader['slot']}"))
+                rows["kaelix_stream_messages_received_total"].append((rlabels, reader["received"]))
+                rows["kaelix_stream_reader_lag_messages"].append((rlabels, reader["waiting"]))
+        for consumer in list(stream._consumers or ()):
+            if consumer.closed:
+                continue
+            label = watched.consumer_ids[consumer]
+            for p, waiting in consumer.lag.items():
+                clabels = (("stream", name), ("partition", str(p)), ("consumer", label))
+                rows["kaelix_consumer_lag_messages"].append((clabels, waiting))
+    return rows
+
+
+def collected_stream_rows(
+    registry: Registry,
+) -> dict[str, list[tuple[tuple[tuple[str, str], ...], float]]]:
+    wanted = (
+        "kaelix_stream_messages_published_total",
+        "kaelix_stream_messages_received_total",
+        "kaelix_stream_reader_lag_messages",
+        "kaelix_consumer_lag_messages",
+    )
+    return {
+        f.name: [(s.labels, s.value) for s in f.series]  # type: ignore[misc]
+        for f in registry.collect()
+        if f.name in wanted
+    }
+
+
+def test_stream_labels_made_once_follow_readers_consumers_and_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Few labels kept, so that the caches are also emptied and filled again on the way.
+    monkeypatch.setattr(kaelix.monitor._metrics, "_LABELS_KEPT", 3)
+    with (
+        kaelix.Stream(unique_name(), partitions=2, capacity=4096) as one,
+        kaelix.Stream(unique_name(), partitions=3, capacity=4096) as two,
+    ):
+        registry = Registry.from_streams(one)
+        producers = [one.producer(), two.producer()]
+
+        def check(*streams: kaelix.Stream) -> None:
+            for producer in producers:
+                if not producer.stream.closed:
+                    for p in range(producer.stream.partitions):
+                        producer.send(b"z", partition=p)
+            got = collected_stream_rows(registry)
+            expected = expected_stream_rows(registry, *streams)
+            for name, rows in got.items():
+                assert rows == expected[name], name
+
+        check(one)
+        first = one.consumer()
+        check(one)
+        group = [one.consumer(group="g"), one.consumer(group="g")]
+        first.poll(0)
+        check(one)
+        registry.register_stream(two)
+        late = two.consumer()
+        check(one, two)
+        group[0].close()  # the group's partitions move to the other member
+        first.close()
+        group[1].poll(0)
+        check(one, two)
+        again = one.consumer()  # takes a freed reader slot, under a new consumer label
+        again.poll(0)
+        check(one, two)
+        (collector,) = [c for c in registry._collectors if isinstance(c, StreamMetrics)]
+        collector.remove(one)
+        check(two)
+        late.poll(0)
+        two.close()
+        check()
+        assert collected_stream_rows(registry)["kaelix_stream_messages_published_total"] == []
+
+
+def test_snapshots_stay_frozen_dataclasses() -> None:
+    from dataclasses import FrozenInstanceError, replace
+
+    from kaelix.monitor import FamilySnapshot, SeriesSnapshot
+
+    series = SeriesSnapshot(labels=(("a", "1"),), value=2.0)
+    family = FamilySnapshot("app_x", "x", "gauge", (series,))
+    assert family == FamilySnapshot(name="app_x", help="x", kind="gauge", series=(series,))
+    assert hash(series) == hash(SeriesSnapshot((("a", "1"),), 2.0))
+    assert repr(series) == "SeriesSnapshot(labels=(('a', '1'),), value=2.0)"
+    assert replace(series, value=3.0).value == 3.0
+    with pytest.raises(FrozenInstanceError):
+        series.value = 1.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        SeriesSnapshot((("a", "1"),))  # type: ignore[call-arg]
+
