@@ -855,3 +855,60 @@ def test_snapshots_stay_frozen_dataclasses() -> None:
     with pytest.raises(TypeError):
         SeriesSnapshot((("a", "1"),))  # type: ignore[call-arg]
 
+
+def test_a_rule_watches_series_that_appear_after_it_first_ran() -> None:
+    clock = FakeClock(0.0)
+    rule = AlertRule.above("high", "app_level", 5.0, labels={"zone": "a"})
+    monitor, registry = sampled(clock, rules=[rule])
+    level = registry.gauge("app_level", "level", labels=("zone", "host"))
+    level.labels(zone="a", host="1").set(1.0)
+    monitor.sample()
+    assert set(rule._states) == {(("zone", "a"), ("host", "1"))}
+    clock.advance(1.0)
+    level.labels(zone="a", host="2").set(9.0)  # a new series that matches
+    level.labels(zone="b", host="3").set(9.0)  # and one that does not
+    monitor.sample()
+    assert rule.state({"host": "2"}) == "firing"
+    assert rule.state({"host": "1"}) == "inactive"
+    assert set(rule._states) == {(("zone", "a"), ("host", "1")), (("zone", "a"), ("host", "2"))}
+    clock.advance(1.0)
+    level.remove(zone="a", host="2")  # gone from the registry: its last value stays
+    monitor.sample()
+    assert rule.state({"host": "2"}) == "firing"
+
+
+def test_a_rule_in_two_monitors_watches_each_ones_series() -> None:
+    clock = FakeClock(0.0)
+    rule = AlertRule.above("high", "app_level", 5.0)
+    first, first_registry = sampled(clock, rules=[rule])
+    second, second_registry = sampled(clock, rules=[rule])
+    first_registry.gauge("app_level", "level", labels=("m",)).labels(m="1").set(9.0)
+    second_registry.gauge("app_level", "level", labels=("m",)).labels(m="2").set(1.0)
+    first.sample()
+    second.sample()
+    assert rule.state({"m": "1"}) == "firing"
+    assert rule.state({"m": "2"}) == "inactive"
+    clock.advance(1.0)
+    second_registry.gauge("app_other", "other").set(0.0)  # second's series change
+    first.sample()
+    events = second.sample() and rule.evaluate(second, clock())
+    assert events == [] and set(rule._states) == {(("m", "1"),), (("m", "2"),)}
+
+
+def test_an_absent_rule_keeps_watching_through_the_cache() -> None:
+    clock = FakeClock(0.0)
+    rule = AlertRule.absent("silent", "app_size", 1.5, labels={"k": "x"})
+    monitor, registry = sampled(clock, rules=[rule])
+    sizes = registry.histogram("app_size", "sizes", labels=("k",))
+    monitor.sample()  # no series yet: watches the labels it was given
+    assert list(rule._states) == [(("k", "x"),)]
+    sizes.labels(k="x").record(3)
+    sizes.labels(k="y").record(3)
+    clock.advance(1.0)
+    monitor.sample()
+    assert list(rule._states) == [(("k", "x"),)]
+    sizes.remove(k="x")
+    for _ in range(3):
+        clock.advance(1.0)
+        monitor.sample()
+    assert rule.state() == "firing"

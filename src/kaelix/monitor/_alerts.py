@@ -128,6 +128,10 @@ class AlertRule:
     severity: str = "warning"
     summary: str = ""
     _states: dict[Labels, _SeriesState] = field(default_factory=dict, repr=False, compare=False)
+    # (monitor, its series generation, labels of the matching series): see evaluate.
+    _found: tuple[Monitor, int, list[Labels]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -230,18 +234,28 @@ class AlertRule:
     def evaluate(self, monitor: Monitor, now: float) -> list[Alert]:
         """Moves every matching series' state on at time ``now`` and returns the events
         (fired and resolved). The monitor calls this at each sample."""
-        names = {self.metric}
+        # The series a rule watches change only when the monitor stores a new series (it
+        # never forgets one): look them up again only then.
+        found = self._found
+        generation = monitor._generation
+        if found is None or found[0] is not monitor or found[1] != generation:
+            names = {self.metric}
+            if self.kind == "absent":
+                names.add(self.metric + "_count")
+            keys = [k for n in names for k in monitor.series_keys(n, self.labels)]
+            matching = list(dict.fromkeys(labels for _, labels in keys))
+            self._found = found = (monitor, generation, matching)
+        wanted: list[Labels] = found[2]
         if self.kind == "absent":
-            names.add(self.metric + "_count")
-        keys = [k for n in names for k in monitor.series_keys(n, self.labels)]
-        wanted: list[Labels] = [labels for _, labels in keys]
-        if not wanted and self.kind == "absent":
-            wanted = [tuple(sorted((self.labels or {}).items()))]
-        for labels in self._states:  # series that vanished stay watched (absent fires)
-            if labels not in wanted and self.kind == "absent":
-                wanted.append(labels)
+            wanted = list(wanted)
+            if not wanted:
+                wanted = [tuple(sorted((self.labels or {}).items()))]
+            for labels in self._states:  # series that vanished stay watched (absent fires)
+                if labels not in wanted:
+                    wanted.append(labels)
+            wanted = list(dict.fromkeys(wanted))
         events: list[Alert] = []
-        for labels in dict.fromkeys(wanted):
+        for labels in wanted:
             state = self._states.setdefault(labels, _SeriesState())
             value = self._measure(monitor, labels, now)
             state.value = value

@@ -216,6 +216,9 @@ class Monitor:
         self._kinds: dict[str, Kind] = {}
         self._hists: dict[SeriesKey, _Hist] = {}
         self._index: dict[str, list[SeriesKey]] = {}  # metric name -> its series
+        # Bumped whenever a series is stored for the first time (series are never removed):
+        # alert rules keep the series they watch until it changes.
+        self._generation = 0
         self._rules: list[AlertRule] = []
         self._handlers: list[AlertHandler] = list(handlers)
         self._alerts: deque[Alert] = deque(maxlen=alert_history)
@@ -300,6 +303,7 @@ class Monitor:
                     if points is None:
                         points = self._data[key] = _Series(maxlen, family.kind == "counter")
                         self._index.setdefault(family.name, []).append(key)
+                        self._generation += 1
                     points.append(now, float(value))
             events: list[Alert] = []
             for rule in self._rules:
@@ -324,6 +328,7 @@ class Monitor:
             if points is None:
                 points = self._data[sub] = _Series(self._maxlen, True)
                 self._index.setdefault(name + suffix, []).append(sub)
+                self._generation += 1
             points.append(now, number)
         state = self._hists.get(key)
         if state is None:
@@ -331,6 +336,7 @@ class Monitor:
                 value.histogram, value.scale, None, 0, _Series(self._maxlen, False)
             )
             self._index.setdefault(name, []).append(key)
+            self._generation += 1
         if value.count == state.count and state.previous is not None:
             return  # nothing recorded since the last sample: no interval to keep
         # The snapshot's histogram is a private copy nobody writes: keep its counts as they
