@@ -792,11 +792,7 @@ def collected_stream_rows(
     }
 
 
-def test_stream_labels_made_once_follow_readers_consumers_and_streams(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Few labels kept, so that the caches are also emptied and filled again on the way.
-    monkeypatch.setattr(kaelix.monitor._metrics, "_LABELS_KEPT", 3)
+def test_stream_layouts_made_once_follow_readers_consumers_and_streams() -> None:
     with (
         kaelix.Stream(unique_name(), partitions=2, capacity=4096) as one,
         kaelix.Stream(unique_name(), partitions=3, capacity=4096) as two,
@@ -912,3 +908,69 @@ def test_an_absent_rule_keeps_watching_through_the_cache() -> None:
         clock.advance(1.0)
         monitor.sample()
     assert rule.state() == "firing"
+
+
+def test_a_monitor_stores_stream_series_as_collect_reports_them() -> None:
+    # The sampler stores a stream's values by position while its series stay the same
+    # (StreamMetrics._reads): each value must land in its own series as readers, consumers
+    # and streams come and go.
+    clock = FakeClock(0.0)
+    with (
+        kaelix.Stream(unique_name(), partitions=2, capacity=4096) as one,
+        kaelix.Stream(unique_name(), partitions=3, capacity=4096) as two,
+    ):
+        registry = Registry.from_streams(one)
+        monitor = Monitor(registry, clock=clock, interval=1.0)
+        (collector,) = [c for c in registry._collectors if isinstance(c, StreamMetrics)]
+        consumers: list[kaelix.Consumer] = []
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+
+        def step(change: object = None) -> None:
+            for i, stream in enumerate((one, two)):
+                if not stream.closed:
+                    producer = stream.producer()
+                    for p in range(stream.partitions):
+                        for _ in range(i + p + 1):
+                            producer.send(b"v" * (p + 1), partition=p)
+            for n, consumer in enumerate(consumers):
+                if not consumer.closed and not consumer.stream.closed:
+                    for _ in range(n + 1):
+                        consumer.poll(0)
+            clock.advance(1.0)
+            monitor.sample()
+            for family in registry.collect():
+                if family.name not in kaelix.monitor.STREAM_METRICS:
+                    continue  # (the observed consumers' latency histogram)
+                for series in family.series:
+                    key = (family.name, series.labels)
+                    seen.add(key)
+                    assert monitor.latest(family.name, series.labels) == series.value, key
+            assert seen <= set(monitor.series_keys())
+
+        step()
+        step()
+        layout = collector._watched[0].layout
+        step()  # nothing changed: the same layout
+        assert collector._watched[0].layout is layout
+        consumers.append(one.consumer())
+        step()
+        assert collector._watched[0].layout is not layout
+        consumers.append(monitor.observe(one.consumer(group="g")))
+        step()
+        consumers.append(one.consumer(group="g"))
+        step()
+        registry.register_stream(two)
+        step()
+        consumers.append(two.consumer())
+        step()
+        consumers[0].close()
+        step()
+        consumers[1].close()
+        step()
+        collector.remove(one)
+        step()
+        two.close()
+        step()
+        registry.register_stream(one)
+        step()
+        step()

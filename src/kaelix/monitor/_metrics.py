@@ -369,7 +369,9 @@ class Histogram:
         with self._lock:
             snapshot = self._snapshot
             if snapshot is None or self._changes:
-                recent = self._recent[-RECENT_VALUES:]
+                recent = self._recent
+                if len(recent) > RECENT_VALUES:
+                    recent = recent[-RECENT_VALUES:]
                 snapshot = HistogramValue(
                     self._hist.total_count,
                     self._sum * self.scale,
@@ -400,6 +402,7 @@ class _Family(ABC, Generic[M]):
         self.help = help
         self.labelnames = _check_label_names(labels)
         self._children: dict[tuple[str, ...], M] = {}
+        self._pairs: dict[tuple[str, ...], Labels] = {}  # label values -> a snapshot's labels
         self._lock = threading.Lock()
 
     @abstractmethod
@@ -445,6 +448,7 @@ class _Family(ABC, Generic[M]):
             key = tuple(str(v) for v in values)
         with self._lock:
             self._children.pop(key, None)
+            self._pairs.pop(key, None)
 
     def _only(self) -> M:
         if self.labelnames:
@@ -465,11 +469,14 @@ class _Family(ABC, Generic[M]):
         """A snapshot of every series (the `Collector` protocol)."""
         with self._lock:
             children = list(self._children.items())
-        series = tuple(
-            SeriesSnapshot(tuple(zip(self.labelnames, key, strict=True)), self._value(child))
-            for key, child in children
-        )
-        yield FamilySnapshot(self.name, self.help, self.kind, series)
+        pairs = self._pairs
+        series = []
+        for key, child in children:
+            labels = pairs.get(key)
+            if labels is None:  # made once per series (a function of its label values)
+                labels = pairs[key] = tuple(zip(self.labelnames, key, strict=True))
+            series.append(SeriesSnapshot(labels, self._value(child)))
+        yield FamilySnapshot(self.name, self.help, self.kind, tuple(series))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} labels={self.labelnames!r}>"
@@ -749,6 +756,21 @@ class Registry:
             families.extend(collector.collect())
         return families
 
+    def _collect_for_sampler(
+        self,
+    ) -> list[FamilySnapshot | list[tuple[StreamLayout, list[float]]]]:
+        """``collect`` as a `Monitor` stores it: the same, except that a `StreamMetrics`
+        gives its streams' reads (`StreamMetrics._reads`) in place of its families."""
+        with self._lock:
+            collectors = list(self._collectors)
+        parts: list[FamilySnapshot | list[tuple[StreamLayout, list[float]]]] = []
+        for collector in collectors:
+            if type(collector) is StreamMetrics:
+                parts.append(collector._reads())
+            else:
+                parts.extend(collector.collect())
+        return parts
+
     def names(self) -> tuple[str, ...]:
         """Every metric name registered."""
         with self._lock:
@@ -838,15 +860,10 @@ class _Watched:
         default_factory=weakref.WeakKeyDictionary
     )
     next_id: int = 1
-    # Labels made once and reused at every collection (StreamMetrics._read): per partition,
-    # per (partition, reader pid, reader slot), per (consumer label, partition).
-    part_labels: list[Labels] | None = None
-    reader_labels: dict[tuple[int, int, int], Labels] = field(default_factory=dict)
-    consumer_labels: dict[tuple[str, int], Labels] = field(default_factory=dict)
-    stream_labels: Labels = ()
-
-    def __post_init__(self) -> None:
-        self.stream_labels = (("stream", self.stream.name),)
+    # The layout of the last read (StreamMetrics._read) and the readers and consumers it
+    # was made for: made again only when those change.
+    layout: StreamLayout = ()
+    layout_for: tuple[tuple[tuple[int, int, int], ...], tuple[tuple[str, int], ...]] | None = None
 
     def consumer_label(self, consumer: Consumer) -> str:
         label = self.consumer_ids.get(consumer)
@@ -857,41 +874,36 @@ class _Watched:
             self.consumer_ids[consumer] = label
         return label
 
-    def partition_labels(self) -> list[Labels]:
-        labels = self.part_labels
-        if labels is None:
-            name = self.stream.name
-            labels = self.part_labels = [
-                (("stream", name), ("partition", str(p))) for p in range(self.stream.partitions)
-            ]
-        return labels
-
-    def reader_label(self, partition: int, pid: int, slot: int) -> Labels:
-        cache = self.reader_labels
-        if len(cache) >= _LABELS_KEPT:  # readers come and go: forget the old ones now and then
-            cache.clear()
-        labels = cache[partition, pid, slot] = (
-            *self.partition_labels()[partition],
-            ("reader", f"{pid}/{slot}"),
+    def layout_of(
+        self, readers: tuple[tuple[int, int, int], ...], consumers: tuple[tuple[str, int], ...]
+    ) -> StreamLayout:
+        """The series of a read that found these readers ((partition, pid, slot)) and
+        consumers ((label, partition)), in `_STREAM_ORDER` (the order of the values
+        `StreamMetrics._read` returns): the same object while they stay the same."""
+        if self.layout_for == (readers, consumers):
+            return self.layout
+        name = self.stream.name
+        parts: list[Labels] = [
+            (("stream", name), ("partition", str(p))) for p in range(self.stream.partitions)
+        ]
+        readers_labels: list[Labels] = [
+            (*parts[p], ("reader", f"{pid}/{slot}")) for p, pid, slot in readers
+        ]
+        consumers_labels: list[Labels] = [
+            (*parts[p], ("consumer", label)) for label, p in consumers
+        ]
+        whole: list[Labels] = [(("stream", name),)]
+        per_series = [parts] * 6 + [readers_labels] * 4 + [consumers_labels] * 2 + [whole] * 2
+        self.layout = tuple(
+            (series, labels)
+            for series, labels_of in zip(_STREAM_ORDER, per_series, strict=True)
+            for labels in labels_of
         )
-        return labels
-
-    def consumer_partition_label(self, label: str, partition: int) -> Labels:
-        cache = self.consumer_labels
-        if len(cache) >= _LABELS_KEPT:
-            cache.clear()
-        labels = cache[label, partition] = (
-            *self.partition_labels()[partition],
-            ("consumer", label),
-        )
-        return labels
+        self.layout_for = (readers, consumers)
+        return self.layout
 
 
-_LABELS_KEPT: Final = 4096
-"""Most reader (or consumer) labels a watched stream keeps made between collections."""
-
-
-_READ_SERIES: Final = (
+_STREAM_ORDER: Final = (
     "kaelix_stream_messages_published_total",
     "kaelix_stream_bytes_published_total",
     "kaelix_stream_messages_overwritten_total",
@@ -904,8 +916,25 @@ _READ_SERIES: Final = (
     "kaelix_stream_reader_skipped_total",
     "kaelix_consumer_lag_messages",
     "kaelix_consumer_skipped_total",
+    "kaelix_stream_producer_waits_total",
+    "kaelix_stream_producer_blocked_seconds_total",
 )
-"""The series `StreamMetrics._read` fills a list of per watched stream, in its order."""
+"""The order of one stream's series in `StreamMetrics._read`: per partition, then per
+reader, then per consumer and partition, then per stream."""
+
+StreamLayout: TypeAlias = tuple[tuple[str, Labels], ...]
+"""One stream's series as `StreamMetrics._read` returns their values: (name, labels)."""
+
+
+def _stream_families(reads: Iterable[tuple[StreamLayout, list[float]]]) -> Iterator[FamilySnapshot]:
+    """`StreamMetrics.collect`'s families from its streams' reads: one family per name of
+    `STREAM_METRICS` (in its order), its series stream by stream."""
+    rows: dict[str, list[SeriesSnapshot]] = {name: [] for name in STREAM_METRICS}
+    for layout, values in reads:
+        for (name, labels), value in zip(layout, values, strict=True):
+            rows[name].append(SeriesSnapshot(labels, value))
+    for name, (kind, help) in STREAM_METRICS.items():
+        yield FamilySnapshot(name, help, kind, tuple(rows[name]))  # type: ignore[arg-type]
 
 
 class StreamMetrics:
@@ -956,60 +985,65 @@ class StreamMetrics:
 
     def collect(self) -> Iterator[FamilySnapshot]:
         """Reads every watched stream now (the `Collector` protocol)."""
-        rows: dict[str, list[SeriesSnapshot]] = {name: [] for name in STREAM_METRICS}
+        yield from _stream_families(self._reads())
+
+    def _reads(self) -> list[tuple[StreamLayout, list[float]]]:
+        """Every watched stream's series (its layout) and their values now, in the same
+        order; what `collect` reports, without a snapshot object per series (a `Monitor`
+        stores these directly: see `Registry._collect_for_sampler`)."""
         with self._lock:
             watched = list(self._watched)
+        reads = []
         for w in watched:
             try:
-                self._read(w, rows)
+                read = self._read(w)
             except (StreamClosed, RingClosed, FileNotFoundError):
                 continue  # a closed stream has no series
-        for name, (kind, help) in STREAM_METRICS.items():
-            yield FamilySnapshot(name, help, kind, tuple(rows[name]))  # type: ignore[arg-type]
+            if read is not None:
+                reads.append(read)
+        return reads
 
     @staticmethod
-    def _read(w: _Watched, rows: dict[str, list[SeriesSnapshot]]) -> None:
+    def _read(w: _Watched) -> tuple[StreamLayout, list[float]] | None:
         # Called at every sample: the rings' counters straight from the backend (what
-        # Stream.metrics() reads, without its dicts), labels made once per partition,
-        # reader and consumer (w's caches). Rows go to `rows` only once the whole stream
-        # was read, so a stream closed midway adds nothing.
+        # Stream.metrics() reads, without its dicts), and the layout (every series' name
+        # and labels) made again only when readers or consumers changed (w.layout). The
+        # whole stream is read before anything is returned: one closed midway adds nothing.
         stream = w.stream
         if stream.closed:
-            return
+            return None
         backend = stream._open_backend()
         capacity = float(stream.capacity)
-        part_labels = w.partition_labels()
-        reader_labels = w.reader_labels
-        published: list[SeriesSnapshot] = []
-        published_bytes: list[SeriesSnapshot] = []
-        received: list[SeriesSnapshot] = []
-        received_bytes: list[SeriesSnapshot] = []
-        reader_lag: list[SeriesSnapshot] = []
-        reader_skipped: list[SeriesSnapshot] = []
-        overwritten: list[SeriesSnapshot] = []
-        free_bytes: list[SeriesSnapshot] = []
-        fill: list[SeriesSnapshot] = []
-        lag: list[SeriesSnapshot] = []
+        published: list[float] = []
+        published_bytes: list[float] = []
+        overwritten: list[float] = []
+        fill: list[float] = []
+        free_bytes: list[float] = []
+        lag: list[float] = []
+        received: list[float] = []
+        received_bytes: list[float] = []
+        reader_lag: list[float] = []
+        reader_skipped: list[float] = []
+        readers_seen: list[tuple[int, int, int]] = []
         counters = backend.counters
-        for p, labels in enumerate(part_labels):
+        for p in range(stream.partitions):
             n_published, n_overwritten, n_free, n_bytes, readers = counters(p)
             free = float(n_free)
-            published.append(SeriesSnapshot(labels, float(n_published)))
-            published_bytes.append(SeriesSnapshot(labels, float(n_bytes)))
+            published.append(float(n_published))
+            published_bytes.append(float(n_bytes))
             for slot, pid, got, got_bytes, skipped, waiting in readers:
-                rlabels = reader_labels.get((p, pid, slot))
-                if rlabels is None:
-                    rlabels = w.reader_label(p, pid, slot)
-                received.append(SeriesSnapshot(rlabels, float(got)))
-                received_bytes.append(SeriesSnapshot(rlabels, float(got_bytes)))
-                reader_lag.append(SeriesSnapshot(rlabels, float(waiting)))
-                reader_skipped.append(SeriesSnapshot(rlabels, float(skipped)))
-            overwritten.append(SeriesSnapshot(labels, float(n_overwritten)))
-            free_bytes.append(SeriesSnapshot(labels, free))
-            fill.append(SeriesSnapshot(labels, max(0.0, min(1.0, 1.0 - free / capacity))))
-            lag.append(SeriesSnapshot(labels, float(_slowest_lag(stream, p))))
-        consumer_lag: list[SeriesSnapshot] = []
-        consumer_skipped: list[SeriesSnapshot] = []
+                readers_seen.append((p, pid, slot))
+                received.append(float(got))
+                received_bytes.append(float(got_bytes))
+                reader_lag.append(float(waiting))
+                reader_skipped.append(float(skipped))
+            overwritten.append(float(n_overwritten))
+            free_bytes.append(free)
+            fill.append(max(0.0, min(1.0, 1.0 - free / capacity)))
+            lag.append(float(_slowest_lag(stream, p)))
+        consumer_lag: list[float] = []
+        consumer_skipped: list[float] = []
+        consumers_seen: list[tuple[str, int]] = []
         for consumer in list(stream._consumers or ()):
             if consumer.closed:
                 continue
@@ -1020,35 +1054,27 @@ class StreamMetrics:
             except (StreamClosed, RingClosed):
                 continue
             for p, waiting in waiting_of.items():
-                clabels = w.consumer_labels.get((label, p))
-                if clabels is None:
-                    clabels = w.consumer_partition_label(label, p)
-                consumer_lag.append(SeriesSnapshot(clabels, float(waiting)))
-                consumer_skipped.append(SeriesSnapshot(clabels, float(skipped_of.get(p, 0))))
+                consumers_seen.append((label, p))
+                consumer_lag.append(float(waiting))
+                consumer_skipped.append(float(skipped_of.get(p, 0)))
         blocked = stream._blocked or (0, 0)
-        stream_labels = w.stream_labels
-        found = (
-            published,
-            published_bytes,
-            overwritten,
-            fill,
-            free_bytes,
-            lag,
-            received,
-            received_bytes,
-            reader_lag,
-            reader_skipped,
-            consumer_lag,
-            consumer_skipped,
-        )
-        for series, values in zip(_READ_SERIES, found, strict=True):
-            rows[series].extend(values)
-        rows["kaelix_stream_producer_waits_total"].append(
-            SeriesSnapshot(stream_labels, float(blocked[0]))
-        )
-        rows["kaelix_stream_producer_blocked_seconds_total"].append(
-            SeriesSnapshot(stream_labels, blocked[1] * 1e-9)
-        )
+        values = [
+            *published,
+            *published_bytes,
+            *overwritten,
+            *fill,
+            *free_bytes,
+            *lag,
+            *received,
+            *received_bytes,
+            *reader_lag,
+            *reader_skipped,
+            *consumer_lag,
+            *consumer_skipped,
+            float(blocked[0]),
+            blocked[1] * 1e-9,
+        ]
+        return w.layout_of(tuple(readers_seen), tuple(consumers_seen)), values
 
     def __repr__(self) -> str:
         names = ", ".join(repr(w.stream.name) for w in self._watched)
@@ -1133,8 +1159,11 @@ class _ArmedConsumer(_consumer_class()):  # type: ignore[misc]
             self.__class__ = _ObservedConsumer
             histogram = _latency_of.get(self)
             if histogram is not None:
-                latencies = time.time_ns() - batch.timestamp_ns.astype(np.int64)
-                histogram.record_many(np.clip(latencies, 0, histogram.highest))
+                latencies = time.time_ns() - batch.timestamp_ns.astype(np.int64, copy=False)
+                # np.clip, in place and for a third of its cost (its Python wrapper)
+                np.maximum(latencies, 0, out=latencies)
+                np.minimum(latencies, histogram.highest, out=latencies)
+                histogram.record_many(latencies)
         return batch
 
 
