@@ -256,7 +256,9 @@ class AlertRule:
             wanted = list(dict.fromkeys(wanted))
         events: list[Alert] = []
         for labels in wanted:
-            state = self._states.setdefault(labels, _SeriesState())
+            state = self._states.get(labels)
+            if state is None:  # (not setdefault: that would make a state at every sample)
+                state = self._states[labels] = _SeriesState()
             value = self._measure(monitor, labels, now)
             state.value = value
             event = self._step(state, labels, value, now)
