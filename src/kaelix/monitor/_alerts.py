@@ -269,12 +269,12 @@ class AlertRule:
 
     def _step(self, state: _SeriesState, labels: Labels, value: float, now: float) -> Alert | None:
         if state.state == "firing":
-            if self._holds(value, firing=True):
+            if self._holds(value, True):
                 return None
             state.state = "resolved"
             state.resolved_at = now
             return self._event("resolved", labels, value, now, state.fired_at)
-        if not self._holds(value, firing=False):
+        if not self._holds(value, False):
             if state.state == "pending":
                 state.state = "inactive"
             return None

@@ -399,7 +399,12 @@ class Monitor:
         # are, without copying them again.
         counts = value.histogram._counts
         previous = state.previous
-        since = _recorded_since(value, state.count) if previous is not None else None
+        since = (
+            _recorded_since(value, state.count)
+            # (it would hold value.count - state.count values: no slice of more than are used)
+            if previous is not None and value.count - state.count <= _FEW_VALUES
+            else None
+        )
         if (
             since is not None
             and len(since) <= _FEW_VALUES
@@ -634,9 +639,10 @@ class Monitor:
         else:
             at = int(np.searchsorted(cumulative, target, side="left"))
         template = hist.template
-        value = template.value_from_index(at)
+        # (the checked value_from_index and highest_equivalent_value: `at` is a bucket's index)
+        value = template._value_from_index(at)
         if q:
-            value = template.highest_equivalent_value(value)
+            value = template._highest_equivalent(value)
         return float(value) * hist.scale
 
     def report_html(self, path: str | Path, *, title: str = "kaelix monitor") -> Path:
