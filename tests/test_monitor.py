@@ -974,3 +974,21 @@ def test_a_monitor_stores_stream_series_as_collect_reports_them() -> None:
         registry.register_stream(one)
         step()
         step()
+
+
+def test_live_members_of_a_weak_set_as_list_gives_them() -> None:
+    import gc
+    import weakref
+
+    from kaelix.monitor._metrics import _live
+
+    class Item:
+        pass
+
+    items = [Item() for _ in range(5)]
+    members: weakref.WeakSet[Item] = weakref.WeakSet(items)
+    assert _live(members) == list(members) and len(_live(members)) == 5
+    del items[1], items[2]
+    gc.collect()
+    assert _live(members) == list(members) and set(_live(members)) == set(items)
+    assert _live(None) == []
