@@ -949,12 +949,12 @@ def test_a_monitor_stores_stream_series_as_collect_reports_them() -> None:
 
         step()
         step()
-        layout = collector._watched[0].layout
+        layout = collector._watched[0].last_layout
         step()  # nothing changed: the same layout
-        assert collector._watched[0].layout is layout
+        assert collector._watched[0].last_layout is layout
         consumers.append(one.consumer())
         step()
-        assert collector._watched[0].layout is not layout
+        assert collector._watched[0].last_layout is not layout
         consumers.append(monitor.observe(one.consumer(group="g")))
         step()
         consumers.append(one.consumer(group="g"))

@@ -877,10 +877,10 @@ class _Watched:
         default_factory=weakref.WeakKeyDictionary
     )
     next_id: int = 1
-    # The layout of the last read (StreamMetrics._read) and the readers and consumers it
-    # was made for: made again only when those change.
-    layout: StreamLayout = ()
-    layout_for: tuple[tuple[tuple[int, int, int], ...], tuple[tuple[str, int], ...]] | None = None
+    # ((readers, consumers), layout) of the last read (StreamMetrics._read): the layout is
+    # made again only when those change. One attribute, so that a collection in another
+    # thread never pairs one read's readers with another's layout.
+    last_layout: tuple[object, StreamLayout] | None = None
 
     def consumer_label(self, consumer: Consumer) -> str:
         label = self.consumer_ids.get(consumer)
@@ -897,8 +897,9 @@ class _Watched:
         """The series of a read that found these readers ((partition, pid, slot)) and
         consumers ((label, partition)), in `_STREAM_ORDER` (the order of the values
         `StreamMetrics._read` returns): the same object while they stay the same."""
-        if self.layout_for == (readers, consumers):
-            return self.layout
+        last = self.last_layout
+        if last is not None and last[0] == (readers, consumers):
+            return last[1]
         name = self.stream.name
         parts: list[Labels] = [
             (("stream", name), ("partition", str(p))) for p in range(self.stream.partitions)
@@ -911,13 +912,13 @@ class _Watched:
         ]
         whole: list[Labels] = [(("stream", name),)]
         per_series = [parts] * 6 + [readers_labels] * 4 + [consumers_labels] * 2 + [whole] * 2
-        self.layout = tuple(
+        layout = tuple(
             (series, labels)
             for series, labels_of in zip(_STREAM_ORDER, per_series, strict=True)
             for labels in labels_of
         )
-        self.layout_for = (readers, consumers)
-        return self.layout
+        self.last_layout = ((readers, consumers), layout)
+        return layout
 
 
 _STREAM_ORDER: Final = (
@@ -1024,7 +1025,7 @@ class StreamMetrics:
     def _read(w: _Watched) -> tuple[StreamLayout, list[float]] | None:
         # Called at every sample: the rings' counters straight from the backend (what
         # Stream.metrics() reads, without its dicts), and the layout (every series' name
-        # and labels) made again only when readers or consumers changed (w.layout). The
+        # and labels) made again only when readers or consumers changed (w.layout_of). The
         # whole stream is read before anything is returned: one closed midway adds nothing.
         stream = w.stream
         if stream.closed:
