@@ -992,3 +992,23 @@ def test_live_members_of_a_weak_set_as_list_gives_them() -> None:
     gc.collect()
     assert _live(members) == list(members) and set(_live(members)) == set(items)
     assert _live(None) == []
+
+
+def test_an_evaluated_rule_still_copies_and_pickles() -> None:
+    import copy
+    import pickle
+
+    clock = FakeClock(0.0)
+    rule = AlertRule.above("high", "app_level", 5.0)
+    monitor, registry = sampled(clock, rules=[rule])
+    registry.gauge("app_level", "level").set(9.0)
+    monitor.sample()
+    assert rule.state() == "firing"
+    assert copy.copy(rule) == rule  # (shallow: it shares the states)
+    for twin in (copy.deepcopy(rule), pickle.loads(pickle.dumps(rule))):
+        assert twin == rule and twin.state() == "firing"
+        other, other_registry = sampled(clock, rules=[twin])
+        other_registry.gauge("app_level", "level", labels=("m",)).labels(m="1").set(1.0)
+        other.sample()  # watches the other monitor's series, not the first one's
+        assert twin.state({"m": "1"}) == "inactive"
+    assert rule.state() == "firing"

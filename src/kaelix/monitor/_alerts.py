@@ -133,6 +133,13 @@ class AlertRule:
         default=None, init=False, repr=False, compare=False
     )
 
+    def __getstate__(self) -> dict[str, object]:
+        # A copy or a pickle of the rule leaves the series cache out: it refers to a monitor
+        # (locks, a thread), and evaluate() makes it again.
+        state = self.__dict__.copy()
+        state.pop("_found", None)
+        return state
+
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise MonitorError(f"an alert rule needs a non-empty name, got {self.name!r}")
