@@ -740,3 +740,275 @@ def test_a_histogram_snapshot_carries_its_last_values() -> None:
     histogram.record_many([4, 4])
     value = histogram.labels().snapshot()
     assert value.recent == (4, 4) and value.recent_from == value.count - 2
+
+
+# ------------------------------------------------------------- what each sample reuses
+
+
+def expected_stream_rows(
+    registry: Registry, *streams: kaelix.Stream
+) -> dict[str, list[tuple[tuple[tuple[str, str], ...], float]]]:
+    """What StreamMetrics should report, built afresh from the public Stream.metrics()
+    and each consumer's lag (consumer labels taken from the collector, which numbers them)."""
+    (collector,) = [c for c in registry._collectors if isinstance(c, StreamMetrics)]
+    rows: dict[str, list[tuple[tuple[tuple[str, str], ...], float]]] = {
+        name: [] for name in kaelix.monitor.STREAM_METRICS
+    }
+    for stream in streams:
+        if stream.closed:
+            continue
+        watched = next(w for w in collector._watched if w.stream is stream)
+        name = stream.name
+        for part in stream.metrics()["partitions"]:
+            labels = (("stream", name), ("partition", str(part["partition"])))
+            rows["kaelix_stream_messages_published_total"].append((labels, part["published"]))
+            for reader in part["readers"]:
+                rlabels = (*labels, ("reader", f"{reader['pid']}/{reader['slot']}"))
+                rows["kaelix_stream_messages_received_total"].append((rlabels, reader["received"]))
+                rows["kaelix_stream_reader_lag_messages"].append((rlabels, reader["waiting"]))
+        for consumer in list(stream._consumers or ()):
+            if consumer.closed:
+                continue
+            label = watched.consumer_ids[consumer]
+            for p, waiting in consumer.lag.items():
+                clabels = (("stream", name), ("partition", str(p)), ("consumer", label))
+                rows["kaelix_consumer_lag_messages"].append((clabels, waiting))
+    return rows
+
+
+def collected_stream_rows(
+    registry: Registry,
+) -> dict[str, list[tuple[tuple[tuple[str, str], ...], float]]]:
+    wanted = (
+        "kaelix_stream_messages_published_total",
+        "kaelix_stream_messages_received_total",
+        "kaelix_stream_reader_lag_messages",
+        "kaelix_consumer_lag_messages",
+    )
+    return {
+        f.name: [(s.labels, s.value) for s in f.series]  # type: ignore[misc]
+        for f in registry.collect()
+        if f.name in wanted
+    }
+
+
+def test_stream_layouts_made_once_follow_readers_consumers_and_streams() -> None:
+    with (
+        kaelix.Stream(unique_name(), partitions=2, capacity=4096) as one,
+        kaelix.Stream(unique_name(), partitions=3, capacity=4096) as two,
+    ):
+        registry = Registry.from_streams(one)
+        producers = [one.producer(), two.producer()]
+
+        def check(*streams: kaelix.Stream) -> None:
+            for producer in producers:
+                if not producer.stream.closed:
+                    for p in range(producer.stream.partitions):
+                        producer.send(b"z", partition=p)
+            got = collected_stream_rows(registry)
+            expected = expected_stream_rows(registry, *streams)
+            for name, rows in got.items():
+                assert rows == expected[name], name
+
+        check(one)
+        first = one.consumer()
+        check(one)
+        group = [one.consumer(group="g"), one.consumer(group="g")]
+        first.poll(0)
+        check(one)
+        registry.register_stream(two)
+        late = two.consumer()
+        check(one, two)
+        group[0].close()  # the group's partitions move to the other member
+        first.close()
+        group[1].poll(0)
+        check(one, two)
+        again = one.consumer()  # takes a freed reader slot, under a new consumer label
+        again.poll(0)
+        check(one, two)
+        (collector,) = [c for c in registry._collectors if isinstance(c, StreamMetrics)]
+        collector.remove(one)
+        check(two)
+        late.poll(0)
+        two.close()
+        check()
+        assert collected_stream_rows(registry)["kaelix_stream_messages_published_total"] == []
+
+
+def test_snapshots_stay_frozen_dataclasses() -> None:
+    from dataclasses import FrozenInstanceError, replace
+
+    from kaelix.monitor import FamilySnapshot, SeriesSnapshot
+
+    series = SeriesSnapshot(labels=(("a", "1"),), value=2.0)
+    family = FamilySnapshot("app_x", "x", "gauge", (series,))
+    assert family == FamilySnapshot(name="app_x", help="x", kind="gauge", series=(series,))
+    assert hash(series) == hash(SeriesSnapshot((("a", "1"),), 2.0))
+    assert repr(series) == "SeriesSnapshot(labels=(('a', '1'),), value=2.0)"
+    assert replace(series, value=3.0).value == 3.0
+    with pytest.raises(FrozenInstanceError):
+        series.value = 1.0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        SeriesSnapshot((("a", "1"),))  # type: ignore[call-arg]
+
+
+def test_a_rule_watches_series_that_appear_after_it_first_ran() -> None:
+    clock = FakeClock(0.0)
+    rule = AlertRule.above("high", "app_level", 5.0, labels={"zone": "a"})
+    monitor, registry = sampled(clock, rules=[rule])
+    level = registry.gauge("app_level", "level", labels=("zone", "host"))
+    level.labels(zone="a", host="1").set(1.0)
+    monitor.sample()
+    assert set(rule._states) == {(("zone", "a"), ("host", "1"))}
+    clock.advance(1.0)
+    level.labels(zone="a", host="2").set(9.0)  # a new series that matches
+    level.labels(zone="b", host="3").set(9.0)  # and one that does not
+    monitor.sample()
+    assert rule.state({"host": "2"}) == "firing"
+    assert rule.state({"host": "1"}) == "inactive"
+    assert set(rule._states) == {(("zone", "a"), ("host", "1")), (("zone", "a"), ("host", "2"))}
+    clock.advance(1.0)
+    level.remove(zone="a", host="2")  # gone from the registry: its last value stays
+    monitor.sample()
+    assert rule.state({"host": "2"}) == "firing"
+
+
+def test_a_rule_in_two_monitors_watches_each_ones_series() -> None:
+    clock = FakeClock(0.0)
+    rule = AlertRule.above("high", "app_level", 5.0)
+    first, first_registry = sampled(clock, rules=[rule])
+    second, second_registry = sampled(clock, rules=[rule])
+    first_registry.gauge("app_level", "level", labels=("m",)).labels(m="1").set(9.0)
+    second_registry.gauge("app_level", "level", labels=("m",)).labels(m="2").set(1.0)
+    first.sample()
+    second.sample()
+    assert rule.state({"m": "1"}) == "firing"
+    assert rule.state({"m": "2"}) == "inactive"
+    clock.advance(1.0)
+    second_registry.gauge("app_other", "other").set(0.0)  # second's series change
+    first.sample()
+    events = second.sample() and rule.evaluate(second, clock())
+    assert events == [] and set(rule._states) == {(("m", "1"),), (("m", "2"),)}
+
+
+def test_an_absent_rule_keeps_watching_through_the_cache() -> None:
+    clock = FakeClock(0.0)
+    rule = AlertRule.absent("silent", "app_size", 1.5, labels={"k": "x"})
+    monitor, registry = sampled(clock, rules=[rule])
+    sizes = registry.histogram("app_size", "sizes", labels=("k",))
+    monitor.sample()  # no series yet: watches the labels it was given
+    assert list(rule._states) == [(("k", "x"),)]
+    sizes.labels(k="x").record(3)
+    sizes.labels(k="y").record(3)
+    clock.advance(1.0)
+    monitor.sample()
+    assert list(rule._states) == [(("k", "x"),)]
+    sizes.remove(k="x")
+    for _ in range(3):
+        clock.advance(1.0)
+        monitor.sample()
+    assert rule.state() == "firing"
+
+
+def test_a_monitor_stores_stream_series_as_collect_reports_them() -> None:
+    # The sampler stores a stream's values by position while its series stay the same
+    # (StreamMetrics._reads): each value must land in its own series as readers, consumers
+    # and streams come and go.
+    clock = FakeClock(0.0)
+    with (
+        kaelix.Stream(unique_name(), partitions=2, capacity=4096) as one,
+        kaelix.Stream(unique_name(), partitions=3, capacity=4096) as two,
+    ):
+        registry = Registry.from_streams(one)
+        monitor = Monitor(registry, clock=clock, interval=1.0)
+        (collector,) = [c for c in registry._collectors if isinstance(c, StreamMetrics)]
+        consumers: list[kaelix.Consumer] = []
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+
+        def step(change: object = None) -> None:
+            for i, stream in enumerate((one, two)):
+                if not stream.closed:
+                    producer = stream.producer()
+                    for p in range(stream.partitions):
+                        for _ in range(i + p + 1):
+                            producer.send(b"v" * (p + 1), partition=p)
+            for n, consumer in enumerate(consumers):
+                if not consumer.closed and not consumer.stream.closed:
+                    for _ in range(n + 1):
+                        consumer.poll(0)
+            clock.advance(1.0)
+            monitor.sample()
+            for family in registry.collect():
+                if family.name not in kaelix.monitor.STREAM_METRICS:
+                    continue  # (the observed consumers' latency histogram)
+                for series in family.series:
+                    key = (family.name, series.labels)
+                    seen.add(key)
+                    assert monitor.latest(family.name, series.labels) == series.value, key
+            assert seen <= set(monitor.series_keys())
+
+        step()
+        step()
+        layout = collector._watched[0].last_layout
+        step()  # nothing changed: the same layout
+        assert collector._watched[0].last_layout is layout
+        consumers.append(one.consumer())
+        step()
+        assert collector._watched[0].last_layout is not layout
+        consumers.append(monitor.observe(one.consumer(group="g")))
+        step()
+        consumers.append(one.consumer(group="g"))
+        step()
+        registry.register_stream(two)
+        step()
+        consumers.append(two.consumer())
+        step()
+        consumers[0].close()
+        step()
+        consumers[1].close()
+        step()
+        collector.remove(one)
+        step()
+        two.close()
+        step()
+        registry.register_stream(one)
+        step()
+        step()
+
+
+def test_live_members_of_a_weak_set_as_list_gives_them() -> None:
+    import gc
+    import weakref
+
+    from kaelix.monitor._metrics import _live
+
+    class Item:
+        pass
+
+    items = [Item() for _ in range(5)]
+    members: weakref.WeakSet[Item] = weakref.WeakSet(items)
+    assert _live(members) == list(members) and len(_live(members)) == 5
+    del items[1], items[2]
+    gc.collect()
+    assert _live(members) == list(members) and set(_live(members)) == set(items)
+    assert _live(None) == []
+
+
+def test_an_evaluated_rule_still_copies_and_pickles() -> None:
+    import copy
+    import pickle
+
+    clock = FakeClock(0.0)
+    rule = AlertRule.above("high", "app_level", 5.0)
+    monitor, registry = sampled(clock, rules=[rule])
+    registry.gauge("app_level", "level").set(9.0)
+    monitor.sample()
+    assert rule.state() == "firing"
+    assert copy.copy(rule) == rule  # (shallow: it shares the states)
+    for twin in (copy.deepcopy(rule), pickle.loads(pickle.dumps(rule))):
+        assert twin == rule and twin.state() == "firing"
+        other, other_registry = sampled(clock, rules=[twin])
+        other_registry.gauge("app_level", "level", labels=("m",)).labels(m="1").set(1.0)
+        other.sample()  # watches the other monitor's series, not the first one's
+        assert twin.state({"m": "1"}) == "inactive"
+    assert rule.state() == "firing"

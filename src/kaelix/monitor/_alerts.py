@@ -128,6 +128,17 @@ class AlertRule:
     severity: str = "warning"
     summary: str = ""
     _states: dict[Labels, _SeriesState] = field(default_factory=dict, repr=False, compare=False)
+    # (monitor, its series generation, labels of the matching series): see evaluate.
+    _found: tuple[Monitor, int, list[Labels]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __getstate__(self) -> dict[str, object]:
+        # A copy or a pickle of the rule leaves the series cache out: it refers to a monitor
+        # (locks, a thread), and evaluate() makes it again.
+        state = self.__dict__.copy()
+        state.pop("_found", None)
+        return state
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -230,19 +241,31 @@ class AlertRule:
     def evaluate(self, monitor: Monitor, now: float) -> list[Alert]:
         """Moves every matching series' state on at time ``now`` and returns the events
         (fired and resolved). The monitor calls this at each sample."""
-        names = {self.metric}
+        # The series a rule watches change only when the monitor stores a new series (it
+        # never forgets one): look them up again only then.
+        found = self._found
+        generation = monitor._generation
+        if found is None or found[0] is not monitor or found[1] != generation:
+            names = {self.metric}
+            if self.kind == "absent":
+                names.add(self.metric + "_count")
+            keys = [k for n in names for k in monitor.series_keys(n, self.labels)]
+            matching = list(dict.fromkeys(labels for _, labels in keys))
+            self._found = found = (monitor, generation, matching)
+        wanted: list[Labels] = found[2]
         if self.kind == "absent":
-            names.add(self.metric + "_count")
-        keys = [k for n in names for k in monitor.series_keys(n, self.labels)]
-        wanted: list[Labels] = [labels for _, labels in keys]
-        if not wanted and self.kind == "absent":
-            wanted = [tuple(sorted((self.labels or {}).items()))]
-        for labels in self._states:  # series that vanished stay watched (absent fires)
-            if labels not in wanted and self.kind == "absent":
-                wanted.append(labels)
+            wanted = list(wanted)
+            if not wanted:
+                wanted = [tuple(sorted((self.labels or {}).items()))]
+            for labels in self._states:  # series that vanished stay watched (absent fires)
+                if labels not in wanted:
+                    wanted.append(labels)
+            wanted = list(dict.fromkeys(wanted))
         events: list[Alert] = []
-        for labels in dict.fromkeys(wanted):
-            state = self._states.setdefault(labels, _SeriesState())
+        for labels in wanted:
+            state = self._states.get(labels)
+            if state is None:  # (not setdefault: that would make a state at every sample)
+                state = self._states[labels] = _SeriesState()
             value = self._measure(monitor, labels, now)
             state.value = value
             event = self._step(state, labels, value, now)
@@ -253,12 +276,12 @@ class AlertRule:
 
     def _step(self, state: _SeriesState, labels: Labels, value: float, now: float) -> Alert | None:
         if state.state == "firing":
-            if self._holds(value, firing=True):
+            if self._holds(value, True):
                 return None
             state.state = "resolved"
             state.resolved_at = now
             return self._event("resolved", labels, value, now, state.fired_at)
-        if not self._holds(value, firing=False):
+        if not self._holds(value, False):
             if state.state == "pending":
                 state.state = "inactive"
             return None

@@ -30,12 +30,16 @@ import numpy.typing as npt
 
 from kaelix.monitor._alerts import Alert, AlertHandler, AlertRule, default_stream_rules
 from kaelix.monitor._metrics import (
+    STREAM_METRICS,
+    FamilySnapshot,
     HistogramValue,
     Kind,
     Labels,
     MonitorError,
     Registry,
+    StreamLayout,
     _matches,
+    _stream_families,
 )
 
 if TYPE_CHECKING:
@@ -60,6 +64,8 @@ class _Hist:
     previous: npt.NDArray[np.int64] | None
     count: int
     intervals: _Series
+    count_series: tuple[str, _Series]  # NAME_count and its series
+    sum_series: tuple[str, _Series]  # NAME_sum and its series
     # window -> [counts of every bucket merged over it or None, absolute index of its first
     # and past-last interval, {bucket: count} of its non-empty buckets while few, or None]:
     # the next query of that window adds the intervals that arrived and subtracts those that
@@ -216,6 +222,12 @@ class Monitor:
         self._kinds: dict[str, Kind] = {}
         self._hists: dict[SeriesKey, _Hist] = {}
         self._index: dict[str, list[SeriesKey]] = {}  # metric name -> its series
+        # Bumped whenever a series is stored for the first time (series are never removed):
+        # alert rules keep the series they watch until it changes.
+        self._generation = 0
+        # The layouts of the streams last read (StreamMetrics._read) and their series, in
+        # order (a layout is the same object while its stream's series stay the same).
+        self._stream_series: tuple[list[StreamLayout], list[_Series]] | None = None
         self._rules: list[AlertRule] = []
         self._handlers: list[AlertHandler] = list(handlers)
         self._alerts: deque[Alert] = deque(maxlen=alert_history)
@@ -281,26 +293,17 @@ class Monitor:
         """Takes one snapshot now, stores it, evaluates the alert rules, and returns the
         time the clock gave it. The background thread calls this every ``interval``."""
         cpu = time.thread_time()
-        families = self.registry.collect()
+        parts = self.registry._collect_for_sampler()
         now = self.clock()
         with self._lock:
             if self._started_at is None:
                 self._started_at = now
             self._last = now
-            maxlen = self._maxlen
-            for family in families:
-                self._kinds[family.name] = family.kind
-                for series in family.series:
-                    key = (family.name, series.labels)
-                    value = series.value
-                    if isinstance(value, HistogramValue):
-                        self._store_histogram(key, value, now)
-                        continue
-                    points = self._data.get(key)
-                    if points is None:
-                        points = self._data[key] = _Series(maxlen, family.kind == "counter")
-                        self._index.setdefault(family.name, []).append(key)
-                    points.append(now, float(value))
+            for part in parts:
+                if isinstance(part, FamilySnapshot):
+                    self._store_family(part, now)
+                else:
+                    self._store_streams(part, now)
             events: list[Alert] = []
             for rule in self._rules:
                 events.extend(rule.evaluate(self, now))
@@ -315,29 +318,93 @@ class Monitor:
         self._cpu_s += time.thread_time() - cpu
         return now
 
-    def _store_histogram(self, key: SeriesKey, value: HistogramValue, now: float) -> None:
-        name, labels = key
-        for suffix, number in (("_count", float(value.count)), ("_sum", value.sum)):
-            sub = (name + suffix, labels)
-            self._kinds[name + suffix] = "counter"
-            points = self._data.get(sub)
+    def _store_family(self, family: FamilySnapshot, now: float) -> None:
+        name = family.name
+        kind = self._kinds[name] = family.kind
+        data = self._data
+        for series in family.series:
+            value = series.value
+            if isinstance(value, HistogramValue):
+                self._store_histogram((name, series.labels), value, now)
+                continue
+            key = (name, series.labels)
+            points = data.get(key)
             if points is None:
-                points = self._data[sub] = _Series(self._maxlen, True)
-                self._index.setdefault(name + suffix, []).append(sub)
-            points.append(now, number)
+                points = data[key] = _Series(self._maxlen, kind == "counter")
+                self._index.setdefault(name, []).append(key)
+                self._generation += 1
+            points.append(now, float(value))
+
+    def _store_streams(self, reads: list[tuple[StreamLayout, list[float]]], now: float) -> None:
+        """Stores what a `StreamMetrics` read, as its families would have been stored: while
+        its streams' layouts are the ones of the last sample, value by value into the
+        series found then; else through its families (making the new series in the same
+        order), then finding the series of the new layouts."""
+        layouts = [layout for layout, _ in reads]
+        last = self._stream_series
+        if (
+            last is None
+            or len(last[0]) != len(layouts)
+            or any(a is not b for a, b in zip(last[0], layouts, strict=True))
+        ):
+            for family in _stream_families(reads):
+                self._store_family(family, now)
+            data = self._data
+            self._stream_series = (layouts, [data[key] for layout in layouts for key in layout])
+            return
+        known = last[1]
+        kinds = self._kinds
+        for name, (kind, _) in STREAM_METRICS.items():
+            kinds[name] = kind  # type: ignore[assignment]
+        values = reads[0][1] if len(reads) == 1 else [v for _, vs in reads for v in vs]
+        for points, value in zip(known, values, strict=True):
+            points.append(now, value)
+
+    def _store_histogram(self, key: SeriesKey, value: HistogramValue, now: float) -> None:
         state = self._hists.get(key)
         if state is None:
+            name, labels = key
+            parts: list[tuple[str, _Series]] = []  # (NAME_count, its series), the same of _sum
+            for suffix in ("_count", "_sum"):
+                sub = (name + suffix, labels)
+                points = self._data.get(sub)
+                if points is None:
+                    points = self._data[sub] = _Series(self._maxlen, True)
+                    self._index.setdefault(sub[0], []).append(sub)
+                    self._generation += 1
+                parts.append((sub[0], points))
             state = self._hists[key] = _Hist(
-                value.histogram, value.scale, None, 0, _Series(self._maxlen, False)
+                value.histogram,
+                value.scale,
+                None,
+                0,
+                _Series(self._maxlen, False),
+                count_series=parts[0],
+                sum_series=parts[1],
             )
             self._index.setdefault(name, []).append(key)
+            self._generation += 1
+        # The _count and _sum series are found once, with the histogram's state (a series is
+        # never replaced): no name to build nor key to look up at each sample.
+        kinds = self._kinds
+        count_name, count_points = state.count_series
+        sum_name, sum_points = state.sum_series
+        kinds[count_name] = "counter"
+        count_points.append(now, float(value.count))
+        kinds[sum_name] = "counter"
+        sum_points.append(now, value.sum)
         if value.count == state.count and state.previous is not None:
             return  # nothing recorded since the last sample: no interval to keep
         # The snapshot's histogram is a private copy nobody writes: keep its counts as they
         # are, without copying them again.
         counts = value.histogram._counts
         previous = state.previous
-        since = _recorded_since(value, state.count) if previous is not None else None
+        since = (
+            _recorded_since(value, state.count)
+            # (it would hold value.count - state.count values: no slice of more than are used)
+            if previous is not None and value.count - state.count <= _FEW_VALUES
+            else None
+        )
         if (
             since is not None
             and len(since) <= _FEW_VALUES
@@ -353,7 +420,7 @@ class Monitor:
                 delta = counts  # the first sample, or a histogram replaced or reset
             else:
                 delta = counts - previous
-            index = np.flatnonzero(delta)
+            index = delta.nonzero()[0]  # np.flatnonzero of a 1-D array, without its wrappers
             interval = (index, delta[index])
         state.intervals.append(now, interval)
         state.previous = counts
@@ -554,18 +621,28 @@ class Monitor:
         if not total:
             return float("nan")
         target = min(max(int(q * total / 100 + 0.5), 1), total)
-        if sparse is not None:
+        if sparse is not None and 2 * target <= total:
             running = 0
             for at in sorted(sparse):
                 running += sparse[at]
                 if running >= target:
                     break
+        elif sparse is not None:
+            # A high percentile: the same bucket, found from the top (the running count at a
+            # bucket is the total less what lies above it), walking past few buckets.
+            above = 0
+            for bucket in sorted(sparse, reverse=True):
+                if total - above < target:
+                    break
+                at = bucket
+                above += sparse[bucket]
         else:
             at = int(np.searchsorted(cumulative, target, side="left"))
         template = hist.template
-        value = template.value_from_index(at)
+        # (the checked value_from_index and highest_equivalent_value: `at` is a bucket's index)
+        value = template._value_from_index(at)
         if q:
-            value = template.highest_equivalent_value(value)
+            value = template._highest_equivalent(value)
         return float(value) * hist.scale
 
     def report_html(self, path: str | Path, *, title: str = "kaelix monitor") -> Path:
@@ -600,18 +677,20 @@ class _Series:
 
     def append(self, t: float, value: Any) -> None:
         adjusted = self.adjusted
+        values = self.values
         if adjusted is not None:
             v = float(value)
             if adjusted:
-                before = float(self.values[-1])
+                before = float(values[-1])
                 adjusted.append(adjusted[-1] + (v - before if v >= before else v))
             else:
                 adjusted.append(v)
-        self.times.append(t)
-        self.values.append(value)
-        if len(self.times) >= 2 * self.maxlen:
-            drop = len(self.times) - self.maxlen
-            del self.times[:drop], self.values[:drop]
+        times = self.times
+        times.append(t)
+        values.append(value)
+        if len(times) >= 2 * self.maxlen:
+            drop = len(times) - self.maxlen
+            del times[:drop], values[:drop]
             self.offset += drop
             if adjusted is not None:
                 del adjusted[:drop]
