@@ -206,6 +206,15 @@ def hdrh_of(lowest: int, highest: int, figures: int, values: Sequence[int]) -> H
     return theirs
 
 
+def hdrh_min(theirs: Hdrh) -> int:
+    """hdrh's ``get_min_value``, except when the smallest value recorded is INT64_MAX: hdrh
+    keeps ``sys.maxsize`` as its "nothing recorded" sentinel and returns that value raw, where
+    HdrHistogram's definition (and kaelix's) is its lowest equivalent value."""
+    if theirs.get_total_count() and theirs.min_value == INT64_MAX and not theirs.counts[0]:
+        return int(theirs.get_lowest_equivalent_value(INT64_MAX))
+    return int(theirs.get_min_value())
+
+
 def assert_same_as_hdrh(ours: HdrHistogram, theirs: Hdrh) -> None:
     assert np.array_equal(ours.counts, hdrh_counts(theirs))
     assert ours.total_count == theirs.get_total_count()
@@ -214,7 +223,7 @@ def assert_same_as_hdrh(ours: HdrHistogram, theirs: Hdrh) -> None:
     else:  # hdrh's dict is empty then; its value_at_percentile says 0
         expected = {p: theirs.get_value_at_percentile(p) for p in PERCENTILES}
     assert ours.percentiles(PERCENTILES) == expected
-    assert ours.min == theirs.get_min_value()
+    assert ours.min == hdrh_min(theirs)
     assert ours.max == theirs.get_max_value()
     assert ours.mean == theirs.get_mean_value()
     assert ours.stddev == pytest.approx(theirs.get_stddev(), rel=1e-9, abs=1e-9)
@@ -318,6 +327,17 @@ def test_one_by_one_matches_bulk_and_the_reference(
     assert bulk.counts.tolist() == ref_record(Layout(lowest, highest, figures), values)
     theirs = hdrh_of(lowest, highest, figures, values)
     assert bulk.value_at_percentile(percentile) == theirs.get_value_at_percentile(percentile)
+
+
+def test_min_of_int64_max_alone_is_its_lowest_equivalent_value() -> None:
+    # Found by hypothesis: hdrh reads this one back raw (its sentinel); kaelix follows
+    # HdrHistogram's definition.
+    ours = HdrHistogram(1, INT64_MAX, 1)
+    ours.record_values(np.array([INT64_MAX], np.int64))
+    theirs = hdrh_of(1, INT64_MAX, 1, [INT64_MAX])
+    assert theirs.get_min_value() == INT64_MAX
+    assert ours.min == ours.lowest_equivalent_value(INT64_MAX) == hdrh_min(theirs) < INT64_MAX
+    assert ours.max == theirs.get_max_value() == INT64_MAX
 
 
 def test_sf5_and_the_full_int64_range() -> None:
