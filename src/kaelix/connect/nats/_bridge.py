@@ -12,6 +12,7 @@ Imports the kaelix API and the NATS stream; never the bench or the monitor.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import threading
 import time
@@ -52,7 +53,7 @@ def _describe(stream: Stream | NatsStream) -> str:
     return f"{kind} {stream.name!r}"
 
 
-class _Relay:
+class _Relay(abc.ABC):
     """A thread that moves batches until stopped, keeping the first error for ``stop()``."""
 
     def __init__(self, name: str) -> None:
@@ -69,10 +70,11 @@ class _Relay:
         finally:
             self._finish()
 
+    @abc.abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """Moves batches until stopped (or the source ends); runs on the thread."""
 
-    def _finish(self) -> None:
+    def _finish(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Releases what the thread used (run on the thread, whatever happened)."""
 
     @property
@@ -230,7 +232,7 @@ class JetStreamSource(_Relay):
                     handle.put(frame, _IDLE_POLL)
                     return True
             except RingFull:
-                pass
+                pass  # no room and no wait for this policy: look again below, unless stopped
             except PeerGone:
                 continue  # a dead consumer's cursor was released: look again
             except RingClosed:
