@@ -1012,3 +1012,48 @@ def test_an_evaluated_rule_still_copies_and_pickles() -> None:
         other.sample()  # watches the other monitor's series, not the first one's
         assert twin.state({"m": "1"}) == "inactive"
     assert rule.state() == "firing"
+
+
+def test_unobserve_makes_the_consumer_plain_again_and_records_nothing_more(
+    stream: kaelix.Stream,
+) -> None:
+    registry = Registry()
+    consumer = stream.consumer()
+    producer = stream.producer()
+    with pytest.raises(MonitorError, match=r"does not observe"):
+        registry.unobserve(consumer)  # never observed
+    registry.observe(consumer)
+    for i in range(4):
+        producer.send(b"%d" % i, partition=0)
+    registry.collect()  # arms it
+    assert type(consumer) is not kaelix.Consumer
+    assert registry.unobserve(consumer) is consumer
+    assert type(consumer) is kaelix.Consumer  # disarmed too: a plain consumer again
+    registry.collect()  # would arm an observed consumer
+    assert type(consumer) is kaelix.Consumer
+    assert consumer.poll(0) is not None
+    assert len(consumer.poll_batch(10, 0)) == 3
+    (family,) = [f for f in registry.collect() if f.name == "kaelix_stream_latency_seconds"]
+    assert family.series[0].value.count == 0  # type: ignore[union-attr]
+    with pytest.raises(MonitorError, match=r"does not observe"):
+        registry.unobserve(consumer)  # not twice
+    registry.observe(consumer)  # and again: measured as before
+    producer.send(b"x", partition=0)
+    registry.collect()
+    assert consumer.poll(0) is not None
+    (family,) = [f for f in registry.collect() if f.name == "kaelix_stream_latency_seconds"]
+    assert family.series[0].value.count == 1  # type: ignore[union-attr]
+
+
+def test_unobserve_on_a_registry_the_consumer_moved_away_from_is_refused(
+    stream: kaelix.Stream,
+) -> None:
+    first, second = Registry(), Registry()
+    consumer = stream.consumer()
+    first.observe(consumer)
+    second.observe(consumer)  # moves it
+    with pytest.raises(MonitorError, match=r"does not observe"):
+        first.unobserve(consumer)
+    assert type(consumer) is not kaelix.Consumer  # still observed, by the second
+    second.unobserve(consumer)
+    assert type(consumer) is kaelix.Consumer

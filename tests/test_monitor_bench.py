@@ -8,6 +8,7 @@ import functools
 import threading
 import time
 
+import kaelix
 from kaelix.bench import run
 from kaelix.bench._model import Suite, SuiteConfig
 from kaelix.bench.suites import load_suite
@@ -112,3 +113,26 @@ def test_sampling_counts_only_the_samples_taken_while_a_call_is_timed() -> None:
         assert f"({sampling.samples:,} samples)" in text and "ms of CPU a sample" in text
         off = monitor_suite._Sampling(None)
         assert off.around(lambda: (3, 2)) == (3, 2) and "sampler" not in off.describe()
+
+
+def test_one_thread_contenders_share_one_stream_and_differ_only_in_monitoring() -> None:
+    rig = monitor_suite._OneThreadRig(TINY)
+    on = monitor_suite._one_thread_workload(rig, True, "batch", 64)
+    off = monitor_suite._one_thread_workload(rig, False, "batch", 64)
+    assert rig.parts is not None
+    stream, _, consumer, monitor = rig.parts
+    try:
+        assert type(consumer) is kaelix.Consumer
+        for workload in (on, off, on):
+            assert workload.call() > 0
+            # unobserved after every monitored call: the next unmonitored one polls a plain
+            # consumer, and nothing samples it
+            assert type(consumer) is kaelix.Consumer
+            assert not monitor.running
+        assert monitor.samples >= 2  # one at the start of each monitored call
+    finally:
+        assert on.close is not None and off.close is not None
+        on.close()
+        assert not stream.closed  # the other contender still uses it
+        off.close()
+    assert stream.closed and rig.parts is None

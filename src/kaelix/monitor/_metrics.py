@@ -82,7 +82,7 @@ class HistogramValue:
     the cumulative `kaelix.HdrHistogram` (a copy, in recorded units); ``scale`` turns a
     recorded value into the metric's base unit (1e-9 for nanoseconds reported in seconds).
 
-    ``recent`` holds the last values recorded (up to 1,024, in recorded units),
+    ``recent`` holds the last values recorded (up to `RECENT_VALUES`, in recorded units),
     the first of them value number ``recent_from`` (counting from 0); None when the
     histogram keeps no such log. A sampler that saw ``n`` values at its last snapshot finds
     what came since in ``recent[n - recent_from:]`` when that is inside, without comparing
@@ -102,9 +102,12 @@ class HistogramValue:
         return self.histogram.value_at_percentile(q) * self.scale
 
 
-RECENT_VALUES: Final = 1024
+RECENT_VALUES: Final = 64
 """Values a `Histogram` keeps in its log of the last values recorded (`HistogramValue.recent`);
-a ``record_many`` of more starts the log again after them."""
+a ``record_many`` of more starts the log again after them. As many as a `Monitor` takes from
+the log (past that it diffs every bucket): a longer log only costs every ``record_many`` a
+list of its values and every snapshot a tuple of them (a batch of 1,024 logged was about
+160 k instructions of the consumer's thread at each sample)."""
 
 
 # The two snapshots below are made for every series at every collection: their __init__
@@ -746,6 +749,32 @@ class Registry:
         observation.consumers.add(consumer)
         if type(consumer) is base:
             consumer.__class__ = _ObservedConsumer
+        return consumer
+
+    def unobserve(self, consumer: Consumer) -> Consumer:
+        """Stops measuring ``consumer``'s latency (the reverse of `observe`): it becomes a
+        plain `kaelix.Consumer` again (``type(consumer) is Consumer``), armed or not, and
+        records nothing more. The latency series keeps what it recorded. Returns the
+        consumer.
+
+        Raises:
+            MonitorError: this registry does not observe ``consumer``.
+        """
+        observation = self._observed
+        mine = observation is not None and consumer in observation.consumers
+        if mine and observation is not None:
+            here = observation.latency.labels(stream=consumer.stream.name)
+            if _latency_of.get(consumer) is not here:  # another registry observes it since
+                observation.consumers.discard(consumer)
+                mine = False
+        if not mine or observation is None:
+            raise MonitorError(
+                f"unobserve(): this registry does not observe {consumer!r}; "
+                "only a consumer passed to observe() can be"
+            )
+        observation.consumers.discard(consumer)
+        _latency_of.pop(consumer, None)
+        consumer.__class__ = _consumer_class()
         return consumer
 
     def collect(self) -> list[FamilySnapshot]:

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from kaelix.monitor._alerts import Alert, AlertHandler, AlertRule, default_stream_rules
 from kaelix.monitor._metrics import (
+    RECENT_VALUES,
     STREAM_METRICS,
     FamilySnapshot,
     HistogramValue,
@@ -135,9 +136,9 @@ def _sparse_add(
     return sparse if len(sparse) <= _SPARSE_BUCKETS else None
 
 
-_FEW_VALUES = 64
+_FEW_VALUES = RECENT_VALUES
 """Most new values of a histogram the sampler buckets one by one (`_bucket_counts`); past
-that, a diff of every bucket is cheaper."""
+that, a diff of every bucket is cheaper. A histogram's log keeps no more."""
 
 
 def _recorded_since(value: HistogramValue, seen: int) -> Sequence[int] | None:
@@ -288,6 +289,11 @@ class Monitor:
         """`Registry.observe` on this monitor's registry: the consumer's latency becomes a
         series here, sampled once per sample of this monitor. Returns the consumer."""
         return self.registry.observe(consumer)
+
+    def unobserve(self, consumer: Consumer) -> Consumer:
+        """`Registry.unobserve` on this monitor's registry: ``consumer`` is a plain
+        `kaelix.Consumer` again and its latency is no longer measured. Returns it."""
+        return self.registry.unobserve(consumer)
 
     def sample(self) -> float:
         """Takes one snapshot now, stores it, evaluates the alert rules, and returns the
